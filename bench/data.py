@@ -1,0 +1,412 @@
+"""Datasets: CIFAR-10 (and any image-folder dataset) decoded once into an atomic cache.
+
+Sources, detected from what the data location holds:
+
+(a) an image-folder archive ``*.tar.gz`` with ``<split>/<class>/*.(png|jpg)`` members, such as
+    ``cifar10-jpeg.tar.gz`` (the default development copy: CIFAR-10 re-encoded as JPEG q75
+    4:2:0, so "clean" images have been JPEG-compressed once);
+(b) the official python release ``cifar-10-python.tar.gz`` or its extracted
+    ``cifar-10-batches-py/`` (lossless);
+(c) an image-folder directory ``<split>/<class>/*.(png|jpg|jpeg)`` (the ImageNet layout).
+
+The data location is, in order: the explicit ``data`` argument (CLI ``--data``), then
+``$SHIELDBENCH_DATA``, then ``../shared/data`` beside the checkout. Decoded arrays are
+cached under ``$SHIELDBENCH_CACHE`` (default ``~/.cache/shieldbench``) as uncompressed
+``.npz`` with the source checksum and the Pillow version; the cache is keyed by the source's
+fingerprint and written atomically, so a failed decode never leaves a partial file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import pickle
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import PIL
+from PIL import Image
+
+from bench.io import atomic_write_bytes, cache_root
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
+OFFICIAL_ARCHIVE = "cifar-10-python.tar.gz"
+OFFICIAL_DIR = "cifar-10-batches-py"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+SPLITS = ("train", "test")
+CACHE_FORMAT = 1
+
+
+class DataError(Exception):
+    """A dataset could not be found, read or trusted; the message names the file and problem."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A decoded split.
+
+    Attributes:
+        name: dataset name, e.g. ``"cifar10"``.
+        split: ``"train"`` or ``"test"``.
+        images: uint8 ``[N, H, W, C]``.
+        labels: int32 ``[N]`` indexes into ``classes``.
+        classes: class names in label order.
+        source: the file or directory the images were decoded from.
+        source_sha256: checksum of the source (archive bytes, or every image file's bytes).
+        pillow_version: the Pillow that decoded the images (JPEG decoding differs slightly
+            between libjpeg builds).
+    """
+
+    name: str
+    split: str
+    images: np.ndarray
+    labels: np.ndarray
+    classes: tuple[str, ...]
+    source: str
+    source_sha256: str
+    pillow_version: str
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def as_float(self, indices: np.ndarray | slice | None = None) -> np.ndarray:
+        """Returns float32 ``[N, H, W, C]`` images in [0, 1] (all, or the given indices)."""
+        x = self.images if indices is None else self.images[indices]
+        return x.astype(np.float32) / np.float32(255.0)
+
+
+# ----------------------------------------------------------------------------- locations
+def default_data_dir() -> Path:
+    """The ``shared/data`` directory beside the checkout (or beside the current directory)."""
+    here = Path(__file__).resolve().parent.parent
+    for root in (here, Path.cwd()):
+        candidate = root.parent / "shared" / "data"
+        if candidate.exists():
+            return candidate
+    return here.parent / "shared" / "data"
+
+
+def resolve_data_location(data: str | os.PathLike[str] | None = None) -> Path:
+    """Resolves the data location: ``data``, else ``$SHIELDBENCH_DATA``, else the default.
+
+    Raises:
+        DataError: if the resolved location does not exist.
+    """
+    if data is not None:
+        path, origin = Path(data), "--data"
+    elif os.environ.get("SHIELDBENCH_DATA"):
+        path, origin = Path(os.environ["SHIELDBENCH_DATA"]), "$SHIELDBENCH_DATA"
+    else:
+        path, origin = default_data_dir(), "the default location"
+    if not path.exists():
+        raise DataError(
+            f"data location {path} (from {origin}) does not exist; point --data or "
+            "$SHIELDBENCH_DATA at a CIFAR-10 archive or image-folder directory, or run "
+            "`shieldbench data fetch cifar10`"
+        )
+    return path.expanduser().resolve()
+
+
+def find_source(location: Path) -> Path:
+    """Picks the dataset source inside a data location (see the module docstring)."""
+    if location.is_file() or location.name == OFFICIAL_DIR or (location / "test").is_dir():
+        return location
+    for name in (OFFICIAL_ARCHIVE, OFFICIAL_DIR, "cifar10-jpeg.tar.gz"):
+        if (location / name).exists():
+            return location / name
+    archives = sorted(location.glob("*.tar.gz"))
+    if len(archives) == 1:
+        return archives[0]
+    raise DataError(
+        f"{location}: no dataset found; expected {OFFICIAL_ARCHIVE}, {OFFICIAL_DIR}/, an "
+        "image-folder archive (*.tar.gz) or an image-folder directory with train/ and test/"
+    )
+
+
+# ----------------------------------------------------------------------------- checksums
+def _file_digest(path: Path, algorithm: str) -> str:
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify_md5sums(path: Path) -> None:
+    """Checks ``path`` against an ``MD5SUMS`` file beside it, or the official release's md5.
+
+    Raises:
+        DataError: on a checksum mismatch.
+    """
+    expected = None
+    sums = path.parent / "MD5SUMS"
+    if sums.is_file():
+        for line in sums.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1].lstrip("*") == path.name:
+                expected = parts[0].lower()
+    if expected is None and path.name == OFFICIAL_ARCHIVE:
+        expected = CIFAR10_MD5
+    if expected is not None:
+        actual = _file_digest(path, "md5")
+        if actual != expected:
+            raise DataError(f"{path}: checksum mismatch: md5 is {actual}, expected {expected}")
+
+
+def _fingerprint(source: Path) -> str:
+    """A cheap identity of the source for the cache key (size and mtime of every file)."""
+    h = hashlib.sha256(str(source).encode())
+    files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
+    for p in files:
+        st = p.stat()
+        h.update(f"{p.relative_to(source) if p != source else p.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- decoding
+def _decode_image(data: bytes, where: str) -> np.ndarray:
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except Exception as e:  # Pillow raises several types for corrupt or truncated files
+        raise DataError(f"{where}: corrupt or truncated image ({e})") from None
+
+
+def _image_folder_members(source: Path) -> Iterator[tuple[str, str, str, bytes]]:
+    """Yields ``(split, class, where, bytes)`` for every image of an archive or directory."""
+    if source.is_file():
+        try:
+            with tarfile.open(source, "r:*") as tar:
+                for member in tar:
+                    parts = Path(member.name).parts
+                    if not member.isfile() or Path(member.name).suffix.lower() not in IMAGE_SUFFIXES:
+                        continue
+                    if len(parts) < 3 or parts[-3] not in SPLITS:
+                        continue
+                    f = tar.extractfile(member)
+                    assert f is not None
+                    yield parts[-3], parts[-2], f"{source}:{member.name}", f.read()
+        except (tarfile.TarError, EOFError, OSError) as e:
+            raise DataError(f"{source}: unreadable archive ({e})") from None
+    else:
+        for split in SPLITS:
+            for path in sorted((source / split).rglob("*")):
+                if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+                    yield split, path.parent.name, str(path), path.read_bytes()
+
+
+def _decode_image_folder(source: Path, image_size: tuple[int, int] | None) -> dict[str, tuple]:
+    if source.is_dir():
+        missing = [s for s in SPLITS if not (source / s).is_dir()]
+        if missing:
+            raise DataError(f"{source}: missing split directory {source / missing[0]}")
+    items: dict[str, list[tuple[str, str, np.ndarray]]] = {s: [] for s in SPLITS}
+    for split, cls, where, data in _image_folder_members(source):
+        img = _decode_image(data, where)
+        if image_size is None:
+            image_size = img.shape[:2]
+        if img.shape[:2] != tuple(image_size):
+            raise DataError(
+                f"{where}: wrong image size {img.shape[1]}x{img.shape[0]}, "
+                f"expected {image_size[1]}x{image_size[0]}"
+            )
+        items[split].append((cls, where, img))
+    class_sets = {s: sorted({c for c, _, _ in items[s]}) for s in SPLITS}
+    for s in SPLITS:
+        if not items[s]:
+            raise DataError(f"{source}: split {s!r} has no images")
+    if class_sets["train"] != class_sets["test"]:
+        only_train = set(class_sets["train"]) - set(class_sets["test"])
+        only_test = set(class_sets["test"]) - set(class_sets["train"])
+        raise DataError(
+            f"{source}: the splits have different class sets "
+            f"(only in train: {sorted(only_train)}, only in test: {sorted(only_test)})"
+        )
+    classes = tuple(class_sets["train"])
+    index = {c: i for i, c in enumerate(classes)}
+    out = {}
+    for s in SPLITS:
+        ordered = sorted(items[s], key=lambda t: (t[0], t[1]))
+        images = np.stack([img for _, _, img in ordered])
+        labels = np.array([index[c] for c, _, _ in ordered], np.int32)
+        out[s] = (images, labels, classes)
+    return out
+
+
+def _decode_official(source: Path) -> dict[str, tuple]:
+    names = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
+    blobs: dict[str, bytes] = {}
+    if source.is_dir():
+        for n in [*names["train"], *names["test"], "batches.meta"]:
+            p = source / n
+            if not p.is_file():
+                raise DataError(f"{p}: missing file of the official CIFAR-10 release")
+            blobs[n] = p.read_bytes()
+    else:
+        try:
+            with tarfile.open(source, "r:gz") as tar:
+                for member in tar:
+                    if member.isfile():
+                        f = tar.extractfile(member)
+                        assert f is not None
+                        blobs[Path(member.name).name] = f.read()
+        except (tarfile.TarError, EOFError, OSError) as e:
+            raise DataError(f"{source}: unreadable archive ({e})") from None
+
+    def unpickle(n: str) -> dict:
+        if n not in blobs:
+            raise DataError(f"{source}: {n} missing from the official CIFAR-10 release")
+        try:
+            return pickle.loads(blobs[n], encoding="bytes")
+        except Exception as e:
+            raise DataError(f"{source}:{n}: corrupt batch file ({e})") from None
+
+    meta = unpickle("batches.meta")
+    classes = tuple(c.decode() for c in meta[b"label_names"])
+    out = {}
+    for split, files in names.items():
+        xs, ys = [], []
+        for n in files:
+            d = unpickle(n)
+            data = np.asarray(d[b"data"], np.uint8)
+            if data.ndim != 2 or data.shape[1] != 3072:
+                raise DataError(f"{source}:{n}: wrong image size: rows of {data.shape[-1]} bytes, expected 3072")
+            xs.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+            ys.append(np.asarray(d[b"labels"], np.int32))
+        out[split] = (np.concatenate(xs), np.concatenate(ys), classes)
+    return out
+
+
+def _decode(source: Path, image_size: tuple[int, int] | None) -> dict[str, tuple]:
+    if source.name == OFFICIAL_DIR or source.name == OFFICIAL_ARCHIVE:
+        return _decode_official(source)
+    return _decode_image_folder(source, image_size)
+
+
+def _source_sha256(source: Path) -> str:
+    if source.is_file():
+        return _file_digest(source, "sha256")
+    h = hashlib.sha256()
+    for p in sorted(q for q in source.rglob("*") if q.is_file()):
+        h.update(str(p.relative_to(source)).encode() + b"\0")
+        h.update(hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------- public API
+KNOWN = {"cifar10": {"image_size": (32, 32), "classes": CIFAR10_CLASSES}, "imagefolder": {}}
+
+
+def load_dataset(name: str = "cifar10", split: str = "test", *, data: str | os.PathLike[str] | None = None) -> Dataset:
+    """Loads a dataset split, decoding the source once into the cache.
+
+    Args:
+        name: ``"cifar10"`` (checked: 32x32 images, the ten CIFAR-10 classes) or
+            ``"imagefolder"`` (any ``<split>/<class>/*`` layout; images of one size).
+        split: ``"train"`` or ``"test"``.
+        data: the data location (file or directory); default ``$SHIELDBENCH_DATA``, then
+            ``../shared/data`` beside the checkout.
+
+    Returns:
+        The decoded split with uint8 ``[N, H, W, C]`` images and int32 labels.
+
+    Raises:
+        DataError: missing location, corrupt or truncated image, wrong image size, differing
+            class sets between splits, checksum mismatch, or not the named dataset.
+        ValueError: unknown dataset name or split.
+    """
+    if name not in KNOWN:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(KNOWN)}")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    source = find_source(resolve_data_location(data))
+    cache = cache_root() / "data" / f"{name}-{_fingerprint(source)}-{split}.npz"
+    if cache.is_file():
+        try:
+            return _read_cache(cache, name, split)
+        except (OSError, ValueError, KeyError, EOFError):
+            pass  # damaged cache: decode again and overwrite it atomically
+    if source.is_file():
+        verify_md5sums(source)
+    decoded = _decode(source, KNOWN[name].get("image_size"))
+    expected_classes = KNOWN[name].get("classes")
+    classes = decoded["test"][2]
+    if expected_classes is not None and classes != expected_classes:
+        raise DataError(f"{source}: classes {list(classes)} are not {name}'s {list(expected_classes)}")
+    checksum = _source_sha256(source)
+    result = None
+    for s, (images, labels, cls) in decoded.items():
+        meta = {
+            "format": CACHE_FORMAT, "name": name, "split": s, "classes": list(cls), "source": str(source),
+            "source_sha256": checksum, "pillow_version": PIL.__version__,
+        }
+        buf = io.BytesIO()
+        np.savez(buf, images=images, labels=labels, meta=np.array(json.dumps(meta)))
+        path = cache.with_name(f"{name}-{_fingerprint(source)}-{s}.npz")
+        atomic_write_bytes(path, buf.getvalue())
+        if s == split:
+            result = Dataset(name, s, images, labels, tuple(cls), str(source), checksum, PIL.__version__)
+    assert result is not None
+    return result
+
+
+def _read_cache(path: Path, name: str, split: str) -> Dataset:
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        if meta.get("format") != CACHE_FORMAT or meta["name"] != name or meta["split"] != split:
+            raise ValueError("cache metadata mismatch")
+        images, labels = z["images"], z["labels"]
+    if images.dtype != np.uint8 or images.ndim != 4 or labels.shape != (images.shape[0],):
+        raise ValueError("cache arrays malformed")
+    return Dataset(
+        name, split, images, labels.astype(np.int32), tuple(meta["classes"]), meta["source"],
+        meta["source_sha256"], meta["pillow_version"],
+    )
+
+
+def subset_indices(total: int, n: int, seed: int = 0) -> np.ndarray:
+    """A fixed, sorted random subset of ``n`` of ``range(total)`` (all of them if ``n >= total``).
+
+    Splits decoded from image folders are ordered by class, so "the first n" would be one
+    class: every evaluation subset in shieldbench comes from here instead.
+    """
+    if n >= total:
+        return np.arange(total)
+    if n < 1:
+        raise ValueError(f"subset size must be positive, got {n}")
+    return np.sort(np.random.default_rng(seed).permutation(total)[:n])
+
+
+def fetch_cifar10(dest: str | os.PathLike[str], timeout: float = 10.0) -> Path:
+    """Downloads the official CIFAR-10 python release into ``dest`` and verifies its md5.
+
+    Raises:
+        DataError: when the download fails (e.g. no network) or the checksum does not match;
+            nothing is left behind in either case.
+    """
+    import urllib.error
+    import urllib.request
+
+    dest_dir = Path(dest)
+    target = dest_dir / OFFICIAL_ARCHIVE
+    try:
+        with urllib.request.urlopen(CIFAR10_URL, timeout=timeout) as r:
+            payload = r.read()
+    except (urllib.error.URLError, OSError, TimeoutError) as e:
+        raise DataError(
+            f"could not download {CIFAR10_URL} ({getattr(e, 'reason', e)}); this machine may have "
+            f"no network: copy {OFFICIAL_ARCHIVE} into {dest_dir} by hand or point --data at a copy"
+        ) from None
+    actual = hashlib.md5(payload).hexdigest()
+    if actual != CIFAR10_MD5:
+        raise DataError(f"{CIFAR10_URL}: checksum mismatch: md5 is {actual}, expected {CIFAR10_MD5}")
+    atomic_write_bytes(target, payload)
+    return target

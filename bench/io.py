@@ -1,0 +1,49 @@
+"""Small file helpers shared by the data cache, checkpoints, the zoo and results.
+
+Every file shieldbench writes goes through :func:`atomic_write_bytes`: the bytes land in a
+temporary file in the same directory, are flushed to disk, and replace the target in one
+``os.replace``, so readers see either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def cache_root() -> Path:
+    """``$SHIELDBENCH_CACHE`` or ``~/.cache/shieldbench``: decoded data, checkpoints, attacks."""
+    return Path(os.environ.get("SHIELDBENCH_CACHE") or Path.home() / ".cache" / "shieldbench")
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Writes ``data`` to ``path`` atomically, creating parent directories."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    """Writes ``obj`` as indented, key-sorted JSON (stable diffs) atomically."""
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,144 @@
+"""The model zoo: trained weights (flax msgpack) and a model card (JSON) per model.
+
+Weights live inside the package (``bench/zoo/<name>.msgpack``) beside ``<name>.json``, the
+card: architecture, data source and checksum, the exact command, seed, epochs, wall time,
+test accuracy on all test images, and the sha256 of the weights file. Loading recomputes the
+sha256 and refuses a file that does not match its card.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import flax.linen as nn
+import flax.serialization
+import jax
+import jax.numpy as jnp
+
+from bench.io import atomic_write_bytes, atomic_write_json, sha256_bytes
+from bench.models import create_model, init_variables
+
+ZOO_DIR = Path(__file__).resolve().parent / "zoo"
+
+
+class ZooError(Exception):
+    """A zoo model is unknown, missing, or its weights do not match its card."""
+
+
+@dataclass(frozen=True, eq=False)
+class ZooModel:
+    """A loaded zoo model.
+
+    Attributes:
+        name: zoo name, e.g. ``"resnet20"``.
+        module: the Flax module.
+        variables: ``{'params', 'batch_stats'}``.
+        card: the model card.
+        predict: jitted ``predict(x) -> logits`` for float32 ``[B, H, W, C]`` in [0, 1].
+    """
+
+    name: str
+    module: nn.Module
+    variables: dict[str, Any]
+    card: dict[str, Any]
+    predict: Callable[[jax.Array], jax.Array] = field(repr=False)
+
+    def logits_fn(self) -> Callable[[jax.Array], jax.Array]:
+        """Un-jitted, differentiable ``x -> logits`` (for composing into larger jitted code)."""
+        return lambda x: self.module.apply(self.variables, x, train=False)
+
+
+def zoo_dirs() -> list[Path]:
+    """Where models are looked up: ``$SHIELDBENCH_ZOO`` (``os.pathsep``-separated) then the package."""
+    extra = [Path(p) for p in os.environ.get("SHIELDBENCH_ZOO", "").split(os.pathsep) if p]
+    return [*extra, ZOO_DIR]
+
+
+def list_models() -> list[str]:
+    """Names of all models with a card in the zoo directories."""
+    return sorted({p.stem for d in zoo_dirs() if d.is_dir() for p in d.glob("*.json")})
+
+
+def read_card(name: str) -> tuple[dict[str, Any], Path]:
+    """Returns ``(card, card_path)`` of a zoo model.
+
+    Raises:
+        ZooError: unknown model.
+    """
+    for d in zoo_dirs():
+        path = d / f"{name}.json"
+        if path.is_file():
+            return json.loads(path.read_text()), path
+    known = list_models()
+    import difflib
+
+    close = difflib.get_close_matches(name, known, n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise ZooError(f"unknown zoo model {name!r} (known: {', '.join(known) or 'none'}){hint}")
+
+
+_CACHE: dict[tuple[str, str], ZooModel] = {}
+
+
+def load_model(name: str) -> ZooModel:
+    """Loads a zoo model, verifying the sha256 of its weights against its card.
+
+    Raises:
+        ZooError: unknown model, missing weights, hash mismatch or undecodable weights.
+    """
+    card, card_path = read_card(name)
+    weights = card_path.with_name(card["weights_file"])
+    if not weights.is_file():
+        raise ZooError(f"{weights}: weights file of zoo model {name!r} is missing")
+    data = weights.read_bytes()
+    digest = sha256_bytes(data)
+    if digest != card["weights_sha256"]:
+        raise ZooError(
+            f"{weights}: sha256 {digest} does not match the card's {card['weights_sha256']}; "
+            "the file is corrupt or was replaced"
+        )
+    if (name, digest) in _CACHE:
+        return _CACHE[(name, digest)]
+    module = create_model(card["arch"], **card.get("arch_kwargs", {}))
+    target = init_variables(module, jax.random.key(0), card["input_shape"])
+    try:
+        variables = flax.serialization.from_bytes(target, data)
+    except Exception as e:
+        raise ZooError(f"{weights}: cannot decode weights for {card['arch']} ({e})") from None
+    variables = jax.tree.map(jnp.asarray, variables)
+    predict = jax.jit(lambda x: module.apply(variables, x, train=False))
+    model = ZooModel(name, module, variables, card, predict)
+    _CACHE[(name, digest)] = model
+    return model
+
+
+def save_model(
+    name: str,
+    variables: dict[str, Any],
+    card: dict[str, Any],
+    zoo_dir: Path = ZOO_DIR,
+) -> Path:
+    """Writes ``<name>.msgpack`` and its card (adding hash, file name, date) atomically.
+
+    The weights are written first, the card last: a card never points at missing weights.
+    """
+    data = flax.serialization.to_bytes({"params": variables["params"], "batch_stats": variables["batch_stats"]})
+    weights = zoo_dir / f"{name}.msgpack"
+    atomic_write_bytes(weights, data)
+    card = {
+        **card,
+        "name": name,
+        "weights_file": weights.name,
+        "weights_sha256": sha256_bytes(data),
+        "parameters": int(sum(x.size for x in jax.tree.leaves(variables["params"]))),
+        "created": datetime.date.today().isoformat(),
+    }
+    path = zoo_dir / f"{name}.json"
+    atomic_write_json(path, card)
+    return path
