@@ -147,15 +147,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from bench.data import load_dataset, subset_indices
     from bench.zoo import load_model
 
-    console = _console()
-    test_set = load_dataset("cifar10", "test", data=args.data)
-    names = args.model or []
-    if not names:
-        from bench.zoo import list_models
+    from bench.zoo import list_models
 
-        names = list_models()
-    for name in names:
-        model = load_model(name)
+    console = _console()
+    models = [load_model(name) for name in (args.model or list_models())]
+    if not models:
+        console.print("the zoo is empty")
+        return 1
+    test_set = load_dataset("cifar10", "test", data=args.data)
+    for model in models:
+        name = model.name
         idx = subset_indices(len(test_set), args.n)
         correct = 0
         t0 = time.perf_counter()

@@ -2,7 +2,7 @@
 
 Implemented:
 
-* **CIFAR ResNet-20/32/56** — He, Zhang, Ren, Sun, "Deep Residual Learning for Image
+* **CIFAR ResNet-20/32/56** (and ResNet-8, n = 1, a tiny model for tests) — He, Zhang, Ren, Sun, "Deep Residual Learning for Image
   Recognition", CVPR 2016, §4.2: a 3x3 stem with 16 filters, three stages of ``n`` basic
   blocks with 16/32/64 filters (depth = 6n + 2), global average pooling, a linear head.
   Shortcuts are the paper's *option A* (identity; on down-sampling, stride-2 subsampling
@@ -148,6 +148,7 @@ class ResNetV2(nn.Module):
 
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
+    "resnet8": partial(CifarResNet, blocks=1),  # tiny: for tests and quick experiments
     "resnet20": partial(CifarResNet, blocks=3),
     "resnet32": partial(CifarResNet, blocks=5),
     "resnet56": partial(CifarResNet, blocks=9),
