@@ -1,0 +1,6 @@
+"""Built-in preprocessing defenses; importing this package registers them.
+
+Each module holds one component and cites its paper; see DESIGN.md §2 for the protocol.
+"""
+
+from defenses import jpeg  # noqa: F401

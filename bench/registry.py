@@ -1,0 +1,124 @@
+"""Spec strings and registries: components are named like ``jpeg(quality=75)``, never by path.
+
+A spec is a call expression whose arguments are Python literals (numbers, strings, booleans,
+``None``, tuples/lists of those): ``name(arg, key=value)``. It is parsed with :mod:`ast`
+and :func:`ast.literal_eval`, never evaluated. ``repr`` of a registered dataclass is its
+canonical spec (only fields that differ from their defaults are written), so
+``build(repr(obj)) == obj`` for every registered component.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class SpecError(ValueError):
+    """A malformed spec, an unknown name, or arguments the component rejects."""
+
+
+def parse_spec(spec: str) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+    """Splits ``"name(1, key='v')"`` into ``("name", (1,), {"key": "v"})``.
+
+    A bare ``"name"`` is accepted as ``"name()"``.
+
+    Raises:
+        SpecError: if ``spec`` is not a call with literal-only arguments.
+    """
+    text = spec.strip()
+    try:
+        node = ast.parse(text, mode="eval").body
+    except SyntaxError as e:
+        raise SpecError(f"malformed spec {spec!r}: {e.msg}") from None
+    if isinstance(node, ast.Name):
+        return node.id, (), {}
+    if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
+        raise SpecError(f"malformed spec {spec!r}: expected name(arg=value, ...)")
+    try:
+        args = tuple(ast.literal_eval(a) for a in node.args)
+        kwargs = {}
+        for k in node.keywords:
+            if k.arg is None:
+                raise SpecError(f"malformed spec {spec!r}: ** is not allowed")
+            kwargs[k.arg] = ast.literal_eval(k.value)
+    except ValueError:
+        raise SpecError(f"malformed spec {spec!r}: arguments must be literals (numbers, strings, tuples)") from None
+    return node.func.id, args, kwargs
+
+
+def format_spec(name: str, kwargs: dict[str, Any]) -> str:
+    """``format_spec("jpeg", {"quality": 75}) == "jpeg(quality=75)"``."""
+    return f"{name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
+
+
+def spec_of(obj: Any) -> str:
+    """Canonical spec of a registered dataclass: its name and its non-default fields."""
+    kwargs = {}
+    for f in dataclasses.fields(obj):
+        if not f.init or not f.repr:
+            continue
+        value = getattr(obj, f.name)
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING)
+        if default is dataclasses.MISSING or value != default:
+            kwargs[f.name] = value
+    return format_spec(obj.spec_name, kwargs)
+
+
+class Registry(Generic[T]):
+    """Name -> factory, filled by the ``register`` decorator, read by ``build``."""
+
+    def __init__(self, kind: str, loader: Callable[[], None] | None = None):
+        self.kind = kind
+        self._entries: dict[str, Callable[..., T]] = {}
+        self._loader = loader
+
+    def _load(self) -> None:
+        if self._loader is not None:
+            loader, self._loader = self._loader, None
+            loader()
+
+    def register(self, name: str) -> Callable[[type], type]:
+        """Class decorator: registers ``cls`` under ``name`` and sets ``cls.spec_name``."""
+
+        def wrap(cls: type) -> type:
+            if name in self._entries and self._entries[name] is not cls:
+                existing = self._entries[name]
+                raise SpecError(f"{self.kind} {name!r} is already registered by {existing.__module__}.{existing.__qualname__}")
+            cls.spec_name = name
+            self._entries[name] = cls
+            return cls
+
+        return wrap
+
+    def names(self) -> list[str]:
+        self._load()
+        return sorted(self._entries)
+
+    def get(self, name: str) -> Callable[..., T]:
+        self._load()
+        if name not in self._entries:
+            close = difflib.get_close_matches(name, self._entries, n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise SpecError(f"unknown {self.kind} {name!r}{hint} (known: {', '.join(sorted(self._entries))})")
+        return self._entries[name]
+
+    def build(self, spec: str) -> T:
+        """Builds the component a spec names.
+
+        Raises:
+            SpecError: malformed spec, unknown name, or arguments the component rejects.
+        """
+        name, args, kwargs = parse_spec(spec)
+        factory = self.get(name)
+        try:
+            return factory(*args, **kwargs)
+        except TypeError as e:
+            raise SpecError(f"bad arguments in {self.kind} spec {spec!r}: {e}") from None
+        except ValueError as e:
+            raise SpecError(f"invalid {self.kind} spec {spec!r}: {e}") from None

@@ -1,0 +1,111 @@
+"""The transform protocol: a preprocessing defense as a pure, jit/vmap-safe function.
+
+A ``Transform`` is a frozen dataclass whose fields are its hyperparameters, and whose
+``__call__(x, key)`` maps float32 images ``[B, H, W, C]`` in [0, 1] to images of the same
+shape, dtype and range using only ``jnp``/``lax``. ``approx`` is the surrogate that
+BPDA (Athalye, Carlini & Wagner, ICML 2018) differentiates instead of the transform: the
+identity by default. ``randomized`` says whether the output depends on ``key`` (then the
+adaptive attack uses EOT and scores use several draws).
+
+``bpda(t)`` is the transform with the surrogate's gradient: the forward pass is exactly
+``t(x, key)``, the backward pass is the VJP of ``t.approx`` at ``x``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+
+from bench.registry import Registry, spec_of
+
+Images = jax.Array  # float32 [B, H, W, C] in [0, 1]
+
+
+def _load_builtin_transforms() -> None:
+    import defenses  # noqa: F401  (registers the built-in transforms on import)
+
+
+TRANSFORMS: Registry[Transform] = Registry("transform", _load_builtin_transforms)
+register_transform = TRANSFORMS.register
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class Transform:
+    """Base class of preprocessing defenses (subclass as a frozen dataclass and register).
+
+    Class attributes:
+        randomized: whether ``__call__`` uses its key.
+        spec_name: set by ``@register_transform(name)``.
+    """
+
+    randomized: ClassVar[bool] = False
+    spec_name: ClassVar[str] = "transform"
+
+    def __call__(self, x: Images, key: jax.Array) -> Images:
+        """Applies the defense to ``x`` ``[B, H, W, C]``; pure, jit- and vmap-safe."""
+        raise NotImplementedError
+
+    def approx(self, x: Images, key: jax.Array) -> Images:
+        """Differentiable surrogate used by BPDA; the identity unless overridden."""
+        del key
+        return x
+
+    def __repr__(self) -> str:
+        return spec_of(self)
+
+    @property
+    def spec(self) -> str:
+        """The canonical spec string, e.g. ``jpeg(quality=75)``."""
+        return repr(self)
+
+
+@register_transform("identity")
+@dataclasses.dataclass(frozen=True, repr=False)
+class Identity(Transform):
+    """No defense: returns its input."""
+
+    def __call__(self, x: Images, key: jax.Array) -> Images:
+        del key
+        return x
+
+
+def bpda(transform: Transform):
+    """``x, key -> transform(x, key)`` whose gradient is that of ``transform.approx``.
+
+    Returns:
+        A function with the transform's forward values and the surrogate's VJP.
+    """
+
+    @jax.custom_vjp
+    def f(x: Images, key: jax.Array) -> Images:
+        return transform(x, key)
+
+    def fwd(x, key):
+        return transform(x, key), (x, key)
+
+    def bwd(res, g):
+        x, key = res
+        _, vjp = jax.vjp(lambda z: transform.approx(z, key), x)
+        (gx,) = vjp(g)
+        return gx, None
+
+    f.defvjp(fwd, bwd)
+    return f
+
+
+def build_transform(spec: str) -> Transform:
+    """Builds a registered transform from its spec, e.g. ``build_transform("jpeg(quality=75)")``.
+
+    Raises:
+        SpecError: malformed spec, unknown name (with close matches), or bad arguments.
+    """
+    return TRANSFORMS.build(spec)
+
+
+def check_images(x: jax.Array, name: str = "x") -> None:
+    """Static check (shape and dtype only; safe under jit) that ``x`` is ``[B, H, W, C]`` float."""
+    if x.ndim != 4 or not jnp.issubdtype(x.dtype, jnp.floating):
+        raise ValueError(f"{name} must be float images [B, H, W, C], got shape {x.shape} dtype {x.dtype}")
