@@ -191,6 +191,25 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- fd-stats
+def cmd_fd_stats(args: argparse.Namespace) -> int:
+    from defenses.fd import BAND_STATS, as_band, write_band_stats
+
+    from bench.data import load_dataset
+
+    train = load_dataset("cifar10", "train", data=args.data)
+    out = Path(args.out) if args.out else BAND_STATS
+    write_band_stats(train.images, {
+        "command": "shieldbench fd-stats", "dataset": "cifar10", "split": "train",
+        "source": Path(train.source).name, "source_sha256": train.source_sha256,
+        "pillow_version": train.pillow_version,
+    }, out)
+    mask = as_band(15, out)
+    _console().print(f"wrote {out}; the n = 15 accuracy-sensitive band:\n" +
+                     "\n".join(" ".join("X" if v else "." for v in row) for row in mask))
+    return 0
+
+
 # ----------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -233,6 +252,11 @@ def build_parser() -> argparse.ArgumentParser:
     i = dsub.add_parser("info", help="show where data is found and decode it into the cache")
     i.add_argument("--data", help=DATA_HELP)
     d.set_defaults(func=cmd_data)
+
+    fs = sub.add_parser("fd-stats", help="compute Feature Distillation's band statistics from the training set")
+    fs.add_argument("--out", help="output JSON (default: the package's defenses/data/fd_band_stats.json)")
+    fs.add_argument("--data", help=DATA_HELP)
+    fs.set_defaults(func=cmd_fd_stats)
     return p
 
 

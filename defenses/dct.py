@@ -205,7 +205,7 @@ def ste_round(x: jax.Array) -> jax.Array:
 
 
 ROUNDINGS: dict[str, Callable[[jax.Array], jax.Array]] = {
-    "exact": round_half_away, "cubic": cubic_round, "ste": ste_round,
+    "exact": round_half_away, "even": jnp.round, "cubic": cubic_round, "ste": ste_round,
 }
 
 
