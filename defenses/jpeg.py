@@ -35,8 +35,12 @@ SURROGATES = ("identity", "cubic", "ste")
 def _code_plane(plane: jax.Array, table: jax.Array, exact: bool, rounding: str) -> jax.Array:
     """Level shift, DCT, quantize/dequantize, IDCT, (round and clamp) one ``[B, H, W]`` plane."""
     if exact:
-        scaled = dct.fdct_islow(plane.astype(jnp.int32) - 128)
-        return dct.idct_islow(dct.quantize_islow(scaled, table)).astype(jnp.float32)
+        b, h, w = plane.shape
+        scaled = dct.fdct_islow(dct.to_blocks(plane.astype(jnp.int32) - 128))
+        rec = dct.idct_islow(dct.quantize_islow(scaled, table))
+        return dct.from_blocks(rec, b, h, w).astype(jnp.float32)
+    if table.ndim == 3:  # per-block tables in planar layout -> image layout
+        table = dct.from_blocks(table, plane.shape[0], plane.shape[1], plane.shape[2])
     coefs = dct.block_dct(plane - 128.0)
     rec = dct.block_idct(dct.quantize(coefs, table, rounding)) + 128.0
     return jnp.clip(rec, 0.0, 255.0)
@@ -55,14 +59,14 @@ def roundtrip(
 
     Args:
         x: images in [0, 1].
-        luma_table: ``[8, 8]`` table, or, with ``table_layout="plane"``, per-block tables in
-            block layout broadcastable to the padded luma plane ``[B, Hp, Wp]``.
+        luma_table: ``[8, 8]`` table, or, with ``table_layout="blocks"``, per-block tables in
+            the planar layout ``[8, 8, N]`` of ``dct.to_blocks`` for the padded luma plane.
         chroma_table: the same for the (subsampled) chroma planes.
         subsampling: ``"4:2:0"`` or ``"4:4:4"``.
         exact: reproduce libjpeg's integer arithmetic (input levels rounded to 0..255);
             ``False`` gives the smooth float pipeline for surrogates.
         rounding: quantizer rounding, ``"exact"``, ``"cubic"`` or ``"ste"``.
-        table_layout: ``"block"`` (an 8x8 table for every block) or ``"plane"``.
+        table_layout: ``"block"`` (one 8x8 table for every block) or ``"blocks"``.
 
     Returns:
         Decoded images, same shape, float32 in [0, 1].
@@ -78,7 +82,9 @@ def roundtrip(
     hp, wp = padded.shape[1], padded.shape[2]
 
     def tables(table, ph, pw):
-        return dct.tile_table(table, ph, pw) if table_layout == "block" else table
+        if table_layout == "blocks":  # planar per-block tables [8, 8, N]
+            return table
+        return table if exact else dct.tile_table(table, ph, pw)
 
     if c == 1:
         y = _code_plane(padded[..., 0], tables(luma_table, hp, wp), exact, rounding)

@@ -41,20 +41,19 @@ from defenses.jpeg import SUBSAMPLINGS, SURROGATES, check_choice, roundtrip
 
 
 def block_tables(key: jax.Array, tables: jax.Array, batch: int, h: int, w: int, block: int) -> jax.Array:
-    """Random per-block tables in block layout ``[B, H, W]`` (H, W multiples of 8).
+    """Random per-block tables in the planar block layout ``[8, 8, N]`` of ``dct.to_blocks``.
 
     Args:
         key: PRNG key of the draw.
         tables: ``[K, 8, 8]`` candidate tables.
-        batch, h, w: plane shape.
+        batch, h, w: plane shape (H, W multiples of 8).
         block: size in pixels of the squares that share one draw (a multiple of 8).
     """
     rep = block // 8
     nh, nw = -(-h // block), -(-w // block)
     index = jax.random.randint(key, (batch, nh, nw), 0, tables.shape[0])
     index = jnp.repeat(jnp.repeat(index, rep, axis=1), rep, axis=2)[:, : h // 8, : w // 8]
-    per_block = tables[index]  # [B, h/8, w/8, 8, 8]
-    return per_block.transpose(0, 1, 3, 2, 4).reshape(batch, h, w)
+    return tables.transpose(1, 2, 0)[:, :, index.reshape(-1)]  # [8, 8, B * h/8 * w/8]
 
 
 @register_transform("slq")
@@ -103,10 +102,10 @@ class SLQ(Transform):
         return luma_plane, chroma_plane
 
     def __call__(self, x: Images, key: jax.Array) -> Images:
-        return roundtrip(x, *self._tables(x, key), self.subsampling, table_layout="plane")
+        return roundtrip(x, *self._tables(x, key), self.subsampling, table_layout="blocks")
 
     def approx(self, x: Images, key: jax.Array) -> Images:
         if self.surrogate == "identity":
             return x
         return roundtrip(x, *self._tables(x, key), self.subsampling, exact=False, rounding=self.surrogate,
-                         table_layout="plane")
+                         table_layout="blocks")
