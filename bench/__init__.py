@@ -3,7 +3,10 @@
 The stable public API:
 
 * ``load_dataset(name, split)`` — decoded, cached dataset splits (``bench.data``);
-* ``load_model(name)`` — zoo models with a jitted ``predict(x) -> logits`` and their card.
+* ``load_model(name)`` — zoo models with a jitted ``predict(x) -> logits`` and their card;
+* ``build_transform(spec)`` — registered preprocessing defenses by spec string, e.g.
+  ``"jpeg(quality=75)"``; ``Transform`` and ``register_transform`` to write new ones;
+  ``bpda(transform)`` for the transform with its surrogate's gradient.
 
 Images are float32 ``[B, H, W, C]`` in [0, 1] at every boundary.
 """
@@ -11,6 +14,8 @@ Images are float32 ``[B, H, W, C]`` in [0, 1] at every boundary.
 from __future__ import annotations
 
 from bench.data import DataError, Dataset, load_dataset
+from bench.registry import SpecError
+from bench.transform import Transform, bpda, build_transform, register_transform
 from bench.zoo import ZooError, ZooModel, list_models, load_model
 
 __version__ = "0.1.0"
@@ -30,5 +35,6 @@ def versions() -> dict[str, str]:
 
 
 __all__ = [
-    "DataError", "Dataset", "ZooError", "ZooModel", "list_models", "load_dataset", "load_model", "versions",
+    "DataError", "Dataset", "SpecError", "Transform", "ZooError", "ZooModel", "bpda", "build_transform",
+    "list_models", "load_dataset", "load_model", "register_transform", "versions",
 ]
