@@ -62,3 +62,33 @@ def test_deterministic_identity_surrogate(spec: str) -> None:
     assert np.array_equal(t(x, jax.random.key(1)), t(x, jax.random.key(2)))
     g = jax.grad(lambda z: jnp.sum(bpda(t)(z, KEY)))(x)
     assert np.allclose(g, 1.0)
+
+
+@pytest.mark.parametrize(("weight", "iters"), [(0.05, 30), (0.2, 60)])
+def test_tvd_matches_scikit_image(weight: float, iters: int) -> None:
+    restoration = pytest.importorskip("skimage.restoration")
+    x = noise((2, 24, 20, 3), seed=iters)
+    ref = np.stack([restoration.denoise_tv_chambolle(np.asarray(i), weight=weight, eps=0, max_num_iter=iters,
+                                                     channel_axis=-1) for i in x])
+    got = np.asarray(jax.jit(build_transform(f"tvd(weight={weight}, iters={iters})").__call__)(x, KEY))
+    assert np.abs(got - ref).mean() < 1e-3 and np.abs(got - ref).max() < 1e-5
+    assert got.dtype == np.float32 and got.shape == x.shape and got.min() >= 0 and got.max() <= 1
+
+
+def test_tvd_smooths_more_with_larger_weight() -> None:
+    x = noise((1, 16, 16, 1))
+    tv = lambda u: float(jnp.abs(jnp.diff(u, axis=1)).sum() + jnp.abs(jnp.diff(u, axis=2)).sum())  # noqa: E731
+    a, b = (build_transform(f"tvd(weight={w}, iters=50)")(x, KEY) for w in (0.02, 0.2))
+    assert tv(b) < tv(a) < tv(x)
+
+
+def test_tvd_shield_weight_mapping() -> None:
+    from defenses.tvd import shield_weight
+
+    assert [shield_weight(w) for w in (10, 20, 40)] == [0.05, 0.025, 0.0125]
+
+
+@pytest.mark.parametrize("spec", ["tvd(weight=-1)", "tvd(weight=0)", "tvd(iters=0)", "tvd(iters=2.5)"])
+def test_tvd_bad_parameters(spec: str) -> None:
+    with pytest.raises(SpecError, match="tvd"):
+        build_transform(spec)
