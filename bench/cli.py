@@ -210,6 +210,15 @@ def cmd_fd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- quilting-db
+def cmd_quilting_db(args: argparse.Namespace) -> int:
+    from defenses.quilting import write_database
+
+    path = write_database(args.patch, args.size, args.seed, data=args.data)
+    _console().print(f"wrote {path}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -257,6 +266,13 @@ def build_parser() -> argparse.ArgumentParser:
     fs.add_argument("--out", help="output JSON (default: the package's defenses/data/fd_band_stats.json)")
     fs.add_argument("--data", help=DATA_HELP)
     fs.set_defaults(func=cmd_fd_stats)
+
+    qd = sub.add_parser("quilting-db", help="build the image-quilting patch database from the training set")
+    qd.add_argument("--patch", type=int, default=5)
+    qd.add_argument("--size", type=int, default=20000, help="number of patches")
+    qd.add_argument("--seed", type=int, default=0)
+    qd.add_argument("--data", help=DATA_HELP)
+    qd.set_defaults(func=cmd_quilting_db)
     return p
 
 

@@ -41,9 +41,10 @@ def chambolle(x: Images, weight: float, iters: int) -> Images:
         return gh, gw
 
     def neg_div(ph, pw):
-        d = -(ph + pw)
-        d = d.at[:, 1:].add(ph[:, :-1])
-        return d.at[:, :, 1:].add(pw[:, :, :-1])
+        # -(ph + pw) plus each field shifted one pixel down / right (shifts, not scatters)
+        down = jnp.pad(ph[:, :-1], ((0, 0), (1, 0), (0, 0), (0, 0)))
+        right = jnp.pad(pw[:, :, :-1], ((0, 0), (0, 0), (1, 0), (0, 0)))
+        return down + right - (ph + pw)
 
     def body(_, state):
         ph, pw, _ = state

@@ -1,0 +1,104 @@
+"""``quilting``: nearest-neighbour replacement, blending, randomness, the patch database."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from bench.registry import SpecError
+from bench.transform import build_transform
+from defenses import quilting
+from defenses.quilting import build_database, grid
+
+SIZE = 64  # a db_size no real database uses: the fixture's synthetic one
+
+
+@pytest.fixture
+def synthetic_db():
+    """A known database of 64 random 4x4x3 patches, injected in place of the real one."""
+    db = np.random.default_rng(0).random((SIZE, 4 * 4 * 3)).astype(np.float32)
+    quilting._DB[(4, SIZE, 0)] = jnp.asarray(db)
+    yield db
+    quilting._DB.pop((4, SIZE, 0))
+
+
+def test_k1_without_overlap_is_the_nearest_patch(synthetic_db: np.ndarray) -> None:
+    x = jax.random.uniform(jax.random.key(0), (2, 8, 12, 3))
+    out = np.asarray(build_transform(f"quilting(patch=4, overlap=0, k=1, db_size={SIZE})")(x, jax.random.key(1)))
+    xs = np.asarray(x)
+    for b in range(2):
+        for i in range(0, 8, 4):
+            for j in range(0, 12, 4):
+                q = xs[b, i:i + 4, j:j + 4].reshape(-1)
+                best = synthetic_db[np.argmin(((synthetic_db - q) ** 2).sum(1))]
+                assert np.allclose(out[b, i:i + 4, j:j + 4].reshape(-1), best, atol=1e-6)
+
+
+def test_draws_come_from_the_k_nearest(synthetic_db: np.ndarray) -> None:
+    x = jax.random.uniform(jax.random.key(2), (1, 4, 4, 3))
+    t = build_transform(f"quilting(patch=4, overlap=0, k=3, db_size={SIZE})")
+    q = np.asarray(x).reshape(-1)
+    top3 = np.argsort(((synthetic_db - q) ** 2).sum(1))[:3]
+    seen = set()
+    for s in range(30):
+        out = np.asarray(t(x, jax.random.key(s))).reshape(-1)
+        match = [i for i in top3 if np.allclose(synthetic_db[i], out, atol=1e-6)]
+        assert len(match) == 1
+        seen.add(match[0])
+    assert seen == set(top3)
+
+
+def test_overlaps_are_blended_averages(synthetic_db: np.ndarray) -> None:
+    x = jax.random.uniform(jax.random.key(3), (1, 7, 7, 3))
+    out = np.asarray(build_transform(f"quilting(patch=4, overlap=1, k=1, db_size={SIZE})")(x, jax.random.key(0)))
+    assert list(grid(7, 4, 3)) == [0, 3]
+    # pixel (3, 3) is covered by all four patches: it is the mean of their corner pixels
+    xs = np.asarray(x)[0]
+    corners = []
+    for i in (0, 3):
+        for j in (0, 3):
+            q = xs[i:i + 4, j:j + 4].reshape(-1)
+            best = synthetic_db[np.argmin(((synthetic_db - q) ** 2).sum(1))].reshape(4, 4, 3)
+            corners.append(best[3 - i, 3 - j])
+    assert np.allclose(out[0, 3, 3], np.mean(corners, axis=0), atol=1e-6)
+
+
+def test_randomized_deterministic_per_key_and_vmappable(synthetic_db: np.ndarray) -> None:
+    t = build_transform(f"quilting(patch=4, overlap=2, k=5, db_size={SIZE})")
+    assert t.randomized
+    x = jax.random.uniform(jax.random.key(4), (2, 9, 10, 3))
+    a, b, c = t(x, jax.random.key(0)), t(x, jax.random.key(0)), t(x, jax.random.key(1))
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert a.shape == x.shape and a.dtype == jnp.float32 and float(a.min()) >= 0 and float(a.max()) <= 1
+    keys = jax.random.split(jax.random.key(9), 2)
+    batched = jax.jit(jax.vmap(t.__call__, in_axes=(None, 0)))(x, keys)
+    assert np.allclose(batched[1], t(x, keys[1]), atol=1e-6)
+
+
+def test_database_is_deterministic() -> None:
+    imgs = np.random.default_rng(1).integers(0, 256, (10, 32, 32, 3), dtype=np.uint8)
+    a, b = build_database(imgs, 5, 100, seed=0), build_database(imgs, 5, 100, seed=0)
+    assert a.shape == (100, 5, 5, 3) and np.array_equal(a, b)
+    assert not np.array_equal(a, build_database(imgs, 5, 100, seed=1))
+    # every patch is a crop of one of the images
+    p = a[0]
+    assert any((imgs[n, i:i + 5, j:j + 5] == p).all() for n in range(10) for i in range(28) for j in range(28))
+
+
+@pytest.mark.parametrize("spec", ["quilting(patch=1)", "quilting(overlap=5)", "quilting(k=0)",
+                                  "quilting(k=30, db_size=20)", "quilting(patch=4.0)"])
+def test_bad_parameters(spec: str) -> None:
+    with pytest.raises(SpecError, match="quilting"):
+        build_transform(spec)
+
+
+def test_real_database_on_real_images(real_data, real_cache) -> None:
+    from bench.data import load_dataset, subset_indices
+
+    test = load_dataset("cifar10", "test", data=real_data)
+    x = jnp.asarray(test.as_float(subset_indices(len(test), 4)))
+    y = build_transform("quilting()")(x, jax.random.key(0))
+    mad = float(jnp.abs(y - x).mean()) * 255
+    assert y.shape == x.shape and 1.0 < mad < 40.0, mad  # changed, but still the same picture
