@@ -6,19 +6,66 @@ Each channel is filtered separately over a ``size`` x ``size`` window; the borde
 scipy's ``"reflect"`` (``d c b a | a b c d | d c b a``, the edge sample repeated), so the
 output equals ``scipy.ndimage.median_filter(x, size=(1, size, size, 1), mode="reflect")``.
 
-Implementation: the ``size**2`` shifted views are stacked and sorted along the new axis
-(XLA's sort on a short trailing axis), and the middle value taken. Deterministic; the BPDA
-surrogate is the identity.
+Implementation: a selection network. The ``size**2`` shifted views of the image go through
+Batcher's odd-even merge sorting network (padded to a power of two with +inf), pruned to
+the compare-exchanges the middle output depends on (49 for 3x3, 153 for 5x5): only
+elementwise ``min``/``max`` on whole images, which XLA fuses into one loop. Sorting the
+stacked views with ``jnp.sort`` was 60-100x slower. Deterministic; BPDA surrogate: the
+identity.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
 
 from bench.transform import Images, Transform, register_transform
+
+
+def batcher_pairs(n: int) -> list[tuple[int, int]]:
+    """Compare-exchange pairs of Batcher's odd-even merge sort for ``n`` (a power of two)."""
+    pairs = []
+    p = 1
+    while p < n:
+        k = p
+        while k >= 1:
+            for j in range(k % p, n - k, 2 * k):
+                for i in range(min(k, n - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    return pairs
+
+
+@functools.cache
+def median_network(m: int) -> tuple[tuple[tuple[int, int], ...], int]:
+    """The compare-exchanges that decide the median (index ``m // 2``) of ``m`` values, and
+    the padded network width (``m`` rounded up to a power of two)."""
+    n = 1 << (m - 1).bit_length()
+    need, kept = {m // 2}, []
+    for a, b in reversed(batcher_pairs(n)):
+        if a in need or b in need:
+            kept.append((a, b))
+            need |= {a, b}
+    return tuple(reversed(kept)), n
+
+
+def select_median(values: list[jax.Array]) -> jax.Array:
+    """Elementwise median of an odd number of equally shaped arrays."""
+    pairs, n = median_network(len(values))
+    v: list[jax.Array | None] = [*values, *([None] * (n - len(values)))]  # None stands for +inf
+    for a, b in pairs:
+        if v[b] is None:  # min(x, inf) = x: nothing moves
+            continue
+        if v[a] is None:
+            v[a], v[b] = v[b], None
+            continue
+        v[a], v[b] = jnp.minimum(v[a], v[b]), jnp.maximum(v[a], v[b])
+    return v[len(values) // 2]
 
 
 @register_transform("median")
@@ -41,5 +88,4 @@ class Median(Transform):
         k, r = self.size, self.size // 2
         _, h, w, _ = x.shape
         padded = jnp.pad(x, ((0, 0), (r, r), (r, r), (0, 0)), mode="symmetric")
-        views = [padded[:, i : i + h, j : j + w, :] for i in range(k) for j in range(k)]
-        return jnp.sort(jnp.stack(views, axis=-1), axis=-1)[..., k * k // 2]
+        return select_median([padded[:, i : i + h, j : j + w, :] for i in range(k) for j in range(k)])

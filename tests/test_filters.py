@@ -92,3 +92,13 @@ def test_tvd_shield_weight_mapping() -> None:
 def test_tvd_bad_parameters(spec: str) -> None:
     with pytest.raises(SpecError, match="tvd"):
         build_transform(spec)
+
+
+@pytest.mark.parametrize("m", [9, 25, 49])
+def test_median_network_selects_the_median(m: int) -> None:
+    from defenses.median import select_median
+
+    vals = np.random.default_rng(m).random((m, 500)).astype(np.float32)
+    vals[:, :10] = 0.5  # ties
+    got = np.asarray(select_median([jnp.asarray(v) for v in vals]))
+    assert np.array_equal(got, np.median(vals, axis=0))
