@@ -102,3 +102,11 @@ def test_median_network_selects_the_median(m: int) -> None:
     vals[:, :10] = 0.5  # ties
     got = np.asarray(select_median([jnp.asarray(v) for v in vals]))
     assert np.array_equal(got, np.median(vals, axis=0))
+
+
+def test_tvd_chunked_equals_whole_batch() -> None:
+    from defenses.tvd import chambolle
+
+    x = noise((3, 160, 200, 3))  # > 2^18 values per image pair: runs in chunks of one image
+    got = build_transform("tvd(weight=0.1, iters=10)")(x, KEY)
+    assert np.allclose(got, jnp.clip(chambolle(x, 0.1, 10), 0, 1), atol=1e-6)
