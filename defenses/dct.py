@@ -73,22 +73,21 @@ def dct_matrix() -> np.ndarray:
 _D = dct_matrix()
 
 
+def _blockwise(plane: jax.Array, subscripts: str) -> jax.Array:
+    b, h, w = plane.shape
+    d = jnp.asarray(_D)
+    blocks = plane.reshape(b, h // 8, 8, w // 8, 8)
+    return jnp.einsum(subscripts, d, blocks, d, precision=jax.lax.Precision.HIGHEST).reshape(b, h, w)
+
+
 def block_dct(plane: jax.Array) -> jax.Array:
     """8x8 block DCT-II of ``[B, H, W]`` (H, W multiples of 8), coefficients in place."""
-    b, h, w = plane.shape
-    blocks = plane.reshape(b, h // 8, 8, w // 8, 8)
-    d = jnp.asarray(_D)
-    out = jnp.einsum("uy,bhywx,vx->bhuwv", d, blocks, d, precision=jax.lax.Precision.HIGHEST)
-    return out.reshape(b, h, w)
+    return _blockwise(plane, "uy,bhywx,vx->bhuwv")
 
 
 def block_idct(coefs: jax.Array) -> jax.Array:
     """Inverse of :func:`block_dct`."""
-    b, h, w = coefs.shape
-    blocks = coefs.reshape(b, h // 8, 8, w // 8, 8)
-    d = jnp.asarray(_D)
-    out = jnp.einsum("uy,bhuwv,vx->bhywx", d, blocks, d, precision=jax.lax.Precision.HIGHEST)
-    return out.reshape(b, h, w)
+    return _blockwise(coefs, "uy,bhuwv,vx->bhywx")
 
 
 # ----------------------------------------------------------------------------- islow

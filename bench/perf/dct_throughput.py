@@ -16,28 +16,19 @@ from __future__ import annotations
 
 import argparse
 import io
-import time
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bench.perf.timing import rate
+
 
 def images(n: int, size: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     coarse = rng.integers(0, 256, (n, size // 4, size // 4, 3)).astype(np.uint8)
     return np.repeat(np.repeat(coarse, 4, axis=1), 4, axis=2)
-
-
-def rate(fn: Callable[[], object], n_images: int, seconds: float) -> float:
-    """Images per second of ``fn`` (which handles ``n_images``), after one warm-up call."""
-    jax.block_until_ready(fn())
-    count, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        jax.block_until_ready(fn())
-        count += n_images
-    return count / (time.perf_counter() - t0)
 
 
 def pillow_fn(imgs: np.ndarray, quality: int) -> Callable[[], object]:

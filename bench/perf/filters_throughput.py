@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bench.perf.dct_throughput import rate
+from bench.perf.timing import rate
 
 
 def main() -> None:

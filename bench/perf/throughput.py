@@ -8,21 +8,12 @@ Timings are warm (after compilation), on synthetic images, for the batch sizes p
 from __future__ import annotations
 
 import argparse
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-
-def measure(fn, batch: int, seconds: float) -> float:
-    """Images per second of ``fn()`` (which processes ``batch`` images), warm."""
-    jax.block_until_ready(fn())
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        jax.block_until_ready(fn())
-        n += batch
-    return n / (time.perf_counter() - t0)
+from bench.perf.timing import rate
 
 
 def run(arch: str, seconds: float) -> dict[str, float]:
@@ -40,11 +31,11 @@ def run(arch: str, seconds: float) -> dict[str, float]:
             holder["state"], loss = trainer.train_step(holder["state"], x, y, jax.random.key(0))
             return loss
 
-        out[f"train_img_per_s_batch{batch}"] = measure(step, batch, seconds)
+        out[f"train_img_per_s_batch{batch}"] = rate(step, batch, seconds)
     variables = {"params": holder["state"]["params"], "batch_stats": holder["state"]["batch_stats"]}
     for batch in (128, 500):
         x = jnp.asarray(np.random.default_rng(1).integers(0, 256, (batch, 32, 32, 3), dtype=np.uint8))
-        out[f"predict_img_per_s_batch{batch}"] = measure(lambda: trainer.predict(variables, x), batch, seconds)
+        out[f"predict_img_per_s_batch{batch}"] = rate(lambda: trainer.predict(variables, x), batch, seconds)
     return out
 
 
