@@ -1,0 +1,113 @@
+"""The one module that imports Foolbox: attack specs -> Foolbox attacks on JAX models.
+
+Foolbox 3.3.4 (Rauber et al., JOSS 2020) runs on JAX through eagerpy 0.30.0. Attacks are
+named by spec strings (``pgd(eps=8, steps=40)``); Linf budgets are given in /255 in specs
+and reports and converted here. Two Foolbox behaviours are handled once, here:
+
+* success is read from Foolbox's success mask, never inferred from its output: for an
+  attack that fails (C&W notably) Foolbox may return arbitrary (e.g. all-zero) images, so
+  the returned adversarial batch keeps the clean image wherever the attack did not succeed;
+* eagerpy's JAX backend draws random numbers (PGD's random start) from a hidden module-level
+  key that is fixed at import; it is re-seeded from the caller's key before every run, so
+  the same key gives the same examples and different jobs get different starts.
+
+``PointwiseAttack`` is not offered: eagerpy calls the removed ``jax.ops.index_update``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import eagerpy as ep
+import foolbox as fb
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+LogitsFn = Callable[[jax.Array], jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackOutput:
+    """Adversarial examples of one batch.
+
+    Attributes:
+        x_adv: float32 ``[B, H, W, C]`` in [0, 1]; equal to the clean image where the
+            attack failed.
+        success: bool ``[B]``, Foolbox's success mask on the crafting model.
+    """
+
+    x_adv: jax.Array
+    success: jax.Array
+
+
+def _reseed_eagerpy(key: jax.Array) -> None:
+    """Points eagerpy's hidden JAX PRNG key at ``key`` (see the module docstring)."""
+    from eagerpy.tensor import jax as ep_jax
+
+    raw = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+    ep_jax.JAXTensor.key = jnp.asarray(raw, jnp.uint32).reshape(-1)[:2]  # a legacy uint32[2] key
+
+
+def foolbox_attack(name: str, params: dict[str, Any]) -> tuple[fb.attacks.Attack, float | None]:
+    """Builds the Foolbox attack for a spec; returns it and its epsilon on [0, 1] (or None)."""
+    eps = params.get("eps")
+    eps01 = None if eps is None else float(eps) / 255.0
+    if name == "fgsm":
+        return fb.attacks.FGSM(random_start=False), eps01
+    if name == "ifgsm":
+        return fb.attacks.LinfBasicIterativeAttack(rel_stepsize=params["rel_stepsize"], steps=params["steps"],
+                                                   random_start=False), eps01
+    if name == "pgd":
+        return fb.attacks.LinfPGD(rel_stepsize=params["rel_stepsize"], steps=params["steps"],
+                                  random_start=params["random_start"]), eps01
+    if name == "deepfool_l2":
+        return fb.attacks.L2DeepFoolAttack(steps=params["steps"], candidates=params["candidates"],
+                                           overshoot=params["overshoot"]), None
+    if name == "cw_l2":
+        return fb.attacks.L2CarliniWagnerAttack(binary_search_steps=params["binary_search_steps"],
+                                                steps=params["steps"], confidence=params["confidence"],
+                                                stepsize=params["stepsize"],
+                                                initial_const=params["initial_const"]), None
+    raise ValueError(f"no Foolbox attack for {name!r}")
+
+
+def run_attack(
+    name: str,
+    params: dict[str, Any],
+    logits_fn: LogitsFn,
+    x: jax.Array,
+    y: jax.Array,
+    key: jax.Array,
+) -> AttackOutput:
+    """Runs one attack on one batch.
+
+    Args:
+        name, params: the attack spec's name and all its fields.
+        logits_fn: differentiable ``x -> logits`` of the crafting model (may include a
+            BPDA-wrapped defense).
+        x: float32 ``[B, H, W, C]`` in [0, 1].
+        y: int ``[B]`` true labels.
+        key: PRNG key for random starts.
+
+    Returns:
+        The adversarial batch (clean where the attack failed) and the success mask.
+    """
+    attack, eps = foolbox_attack(name, params)
+    model = fb.JAXModel(logits_fn, bounds=(0.0, 1.0))
+    _reseed_eagerpy(key)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Foolbox warns about unbounded minimisation attacks
+        _, clipped, success = attack(model, jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.int32), epsilons=eps)
+    clipped = clipped.raw if isinstance(clipped, ep.Tensor) else clipped
+    success = jnp.asarray(success.raw if isinstance(success, ep.Tensor) else success, bool)
+    x_adv = jnp.where(success[:, None, None, None], jnp.asarray(clipped, jnp.float32), x)
+    return AttackOutput(x_adv=x_adv, success=success)
+
+
+def foolbox_versions() -> dict[str, str]:
+    """Versions recorded with cached adversarial examples."""
+    return {"foolbox": fb.__version__, "eagerpy": ep.__version__, "numpy": np.__version__}
