@@ -251,44 +251,52 @@ _YCC_OFFSET = np.array([32768, (128 << 16) + 32767, (128 << 16) + 32767], np.int
 _YCC2RGB_FLOAT = np.array([[1.0, 0.0, 1.402], [1.0, -0.34414, -0.71414], [1.0, 1.772, 0.0]], np.float32)
 
 
-def rgb_to_ycbcr(rgb: jax.Array, exact: bool = True) -> jax.Array:
-    """JFIF RGB -> YCbCr on levels 0..255, ``[..., 3]``.
+def rgb_to_ycbcr_planes(r: jax.Array, g: jax.Array, b: jax.Array, exact: bool = True) -> tuple[jax.Array, ...]:
+    """JFIF RGB -> YCbCr on levels 0..255, one plane per component (any equal shapes).
 
-    ``exact``: integer levels in, libjpeg's fixed-point rounding (``jccolor.c``); else the
-    smooth float transform.
+    ``exact``: integer levels in, libjpeg's 16-bit fixed point and rounding (``jccolor.c``);
+    else the smooth float transform.
     """
+    m, off = _RGB2YCC.tolist(), _YCC_OFFSET.tolist()
     if exact:
-        v = rgb.astype(jnp.int32)
-        r, g, b = v[..., 0], v[..., 1], v[..., 2]
-        m, off = _RGB2YCC.tolist(), _YCC_OFFSET.tolist()
-        out = [jnp.right_shift(m[k][0] * r + m[k][1] * g + m[k][2] * b + off[k], 16) for k in range(3)]
-        return jnp.stack(out, axis=-1).astype(jnp.float32)
-    m = jnp.asarray(_RGB2YCC, jnp.float32) / 65536.0
-    return rgb @ m.T + jnp.array([0.0, 128.0, 128.0])
+        r, g, b = (v.astype(jnp.int32) for v in (r, g, b))
+        return tuple(jnp.right_shift(m[k][0] * r + m[k][1] * g + m[k][2] * b + off[k], 16).astype(jnp.float32)
+                     for k in range(3))
+    return tuple((m[k][0] * r + m[k][1] * g + m[k][2] * b) / 65536.0 + (0.0 if k == 0 else 128.0) for k in range(3))
 
 
-def ycbcr_to_rgb(ycc: jax.Array, exact: bool = True) -> jax.Array:
+def ycbcr_to_rgb_planes(y: jax.Array, cb: jax.Array, cr: jax.Array, exact: bool = True) -> tuple[jax.Array, ...]:
     """JFIF YCbCr -> RGB on levels 0..255, clamped to 0..255 (``jdcolor.c`` when ``exact``)."""
     if exact:
-        v = ycc.astype(jnp.int32)
-        y, cb, cr = v[..., 0], v[..., 1] - 128, v[..., 2] - 128
+        y, cb, cr = y.astype(jnp.int32), cb.astype(jnp.int32) - 128, cr.astype(jnp.int32) - 128
         half = 1 << 15
         r = y + jnp.right_shift(_fix(1.402) * cr + half, 16)
         g = y + jnp.right_shift(-_fix(0.34414) * cb - _fix(0.71414) * cr + half, 16)
         b = y + jnp.right_shift(_fix(1.772) * cb + half, 16)
-        return jnp.clip(jnp.stack([r, g, b], -1), 0, 255).astype(jnp.float32)
-    centred = ycc - jnp.array([0.0, 128.0, 128.0])
-    return jnp.clip(centred @ jnp.asarray(_YCC2RGB_FLOAT).T, 0.0, 255.0)
+        return tuple(jnp.clip(v, 0, 255).astype(jnp.float32) for v in (r, g, b))
+    cb, cr = cb - 128.0, cr - 128.0
+    m = _YCC2RGB_FLOAT
+    return tuple(jnp.clip(y + m[k][1] * cb + m[k][2] * cr, 0.0, 255.0) for k in range(3))
+
+
+def rgb_to_ycbcr(rgb: jax.Array, exact: bool = True) -> jax.Array:
+    """:func:`rgb_to_ycbcr_planes` on channel-last ``[..., 3]`` arrays."""
+    return jnp.stack(rgb_to_ycbcr_planes(rgb[..., 0], rgb[..., 1], rgb[..., 2], exact), axis=-1)
+
+
+def ycbcr_to_rgb(ycc: jax.Array, exact: bool = True) -> jax.Array:
+    """:func:`ycbcr_to_rgb_planes` on channel-last ``[..., 3]`` arrays."""
+    return jnp.stack(ycbcr_to_rgb_planes(ycc[..., 0], ycc[..., 1], ycc[..., 2], exact), axis=-1)
 
 
 # ----------------------------------------------------------------------------- geometry
-def pad_to_multiple(x: jax.Array, multiple: int) -> jax.Array:
-    """Edge-replicates ``[B, H, W, ...]`` on the bottom and right up to multiples of ``multiple``."""
-    h, w = x.shape[1], x.shape[2]
-    ph, pw = -h % multiple, -w % multiple
-    if ph == 0 and pw == 0:
+def pad_to_multiple(x: jax.Array, multiple: int, axes: tuple[int, int] = (1, 2)) -> jax.Array:
+    """Edge-replicates the two ``axes`` (bottom/right) up to multiples of ``multiple``."""
+    pad = [(0, 0)] * x.ndim
+    for a in axes:
+        pad[a] = (0, -x.shape[a] % multiple)
+    if all(p == (0, 0) for p in pad):
         return x
-    pad = [(0, 0), (0, ph), (0, pw)] + [(0, 0)] * (x.ndim - 3)
     return jnp.pad(x, pad, mode="edge")
 
 

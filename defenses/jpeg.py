@@ -78,8 +78,9 @@ def roundtrip(
     if exact:
         levels = jnp.clip(jnp.floor(levels + 0.5), 0.0, 255.0)
     sub = subsampling == "4:2:0" and c == 3
-    padded = dct.pad_to_multiple(levels, 16 if sub else 8)
-    hp, wp = padded.shape[1], padded.shape[2]
+    # planar [C, B, H, W] from here on: every stage then reads contiguous planes
+    planes = dct.pad_to_multiple(levels.transpose(3, 0, 1, 2), 16 if sub else 8, axes=(2, 3))
+    hp, wp = planes.shape[2], planes.shape[3]
 
     def tables(table, ph, pw):
         if table_layout == "blocks":  # planar per-block tables [8, 8, N]
@@ -87,13 +88,12 @@ def roundtrip(
         return table if exact else dct.tile_table(table, ph, pw)
 
     if c == 1:
-        y = _code_plane(padded[..., 0], tables(luma_table, hp, wp), exact, rounding)
+        y = _code_plane(planes[0], tables(luma_table, hp, wp), exact, rounding)
         return (y[:, :h, :w, None] / 255.0).astype(jnp.float32)
-    ycc = dct.rgb_to_ycbcr(padded, exact)
-    y = _code_plane(ycc[..., 0], tables(luma_table, hp, wp), exact, rounding)
+    y, cb, cr = dct.rgb_to_ycbcr_planes(planes[0], planes[1], planes[2], exact)
+    y = _code_plane(y, tables(luma_table, hp, wp), exact, rounding)[:, :h, :w]
     chroma = []
-    for k in (1, 2):
-        plane = ycc[..., k]
+    for plane in (cb, cr):
         if sub:
             plane = dct.downsample_2x2(plane, exact)
             coded = _code_plane(plane, tables(chroma_table, hp // 2, wp // 2), exact, rounding)
@@ -102,8 +102,8 @@ def roundtrip(
         else:
             plane = _code_plane(plane, tables(chroma_table, hp, wp), exact, rounding)
         chroma.append(plane[:, :h, :w])
-    ycc_out = jnp.stack([y[:, :h, :w], *chroma], axis=-1)
-    return (dct.ycbcr_to_rgb(ycc_out, exact) / 255.0).astype(jnp.float32)
+    rgb = dct.ycbcr_to_rgb_planes(y, *chroma, exact=exact)
+    return (jnp.stack(rgb, axis=-1) / 255.0).astype(jnp.float32)
 
 
 def check_choice(value: str, choices: tuple[str, ...], field: str) -> None:
