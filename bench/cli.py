@@ -285,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (DataError, ZooError, CheckpointError, ValueError, KeyError) as e:
+    except (DataError, ZooError, CheckpointError, ValueError) as e:
         print(f"shieldbench: error: {e}", file=sys.stderr)
         return 2
 
