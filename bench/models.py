@@ -7,9 +7,11 @@ Implemented:
   blocks with 16/32/64 filters (depth = 6n + 2), global average pooling, a linear head.
   Shortcuts are the paper's *option A* (identity; on down-sampling, stride-2 subsampling
   plus zero-padding of the new channels), so ResNet-20 has the paper's 0.27M parameters.
-  Departures: convolution kernels use He (fan-out) normal initialisation and the last
-  BatchNorm scale of every residual branch starts at zero (Goyal et al. 2017), which makes
-  short schedules train faster; neither changes the function class.
+  Departure: convolution kernels use He (fan-out) normal initialisation. Every BatchNorm
+  scale starts at one. (Goyal et al.'s zero-initialised last scale must not be combined with
+  option A: the zero-padded channels then carry exact zeros into ``relu``, whose derivative
+  at 0 is 0 in JAX, so those channels never receive a gradient and the network trains as if
+  every stage had 16 channels. A first ResNet-20 trained that way reached only 84.4%.)
 * **ResNet-50 v2** — He et al., "Identity Mappings in Deep Residual Networks", ECCV 2016:
   the pre-activation bottleneck network for 224x224 ImageNet inputs with projection
   shortcuts. Provided as a definition only (no weights ship with shieldbench).
@@ -63,7 +65,7 @@ class BasicBlock(nn.Module):
         y = conv(self.filters, (3, 3), (self.strides, self.strides), padding=1)(x)
         y = nn.relu(self.norm()(y))
         y = conv(self.filters, (3, 3), padding=1)(y)
-        y = self.norm(scale_init=nn.initializers.zeros)(y)
+        y = self.norm()(y)
         shortcut = x
         if self.strides != 1 or x.shape[-1] != self.filters:
             shortcut = x[:, :: self.strides, :: self.strides, :]
