@@ -1,7 +1,8 @@
 """Attack specs: FGSM, I-FGSM, PGD, DeepFool-L2, Carlini-Wagner-L2, named by spec strings.
 
 Each attack is a frozen dataclass registered under a short name (``pgd(eps=8, steps=40)``);
-Linf budgets ``eps`` are in /255 (as in specs and reports). ``run`` delegates to
+Linf budgets ``eps`` are in /255 (as in specs and reports) and have no default, so every
+spec and result names its budget. ``run`` delegates to
 ``attacks.foolbox_adapter``, the only module that imports Foolbox. Defaults follow Foolbox
 3.3.4 except where noted: C&W runs 100 steps x 5 binary-search steps (Foolbox: 10,000 x 9,
 hours on a CPU), and PGD's default is 40 steps.
@@ -75,7 +76,7 @@ def _count(obj: Attack, *names: str) -> None:
 class FGSM(Attack):
     """Fast gradient sign method, one step of size ``eps``/255."""
 
-    eps: float = 8
+    eps: float
 
     def __post_init__(self) -> None:
         _positive(self, "eps")
@@ -86,7 +87,7 @@ class FGSM(Attack):
 class IFGSM(Attack):
     """Iterative FGSM (Foolbox's ``LinfBasicIterativeAttack``): ``steps`` steps of ``rel_stepsize * eps``."""
 
-    eps: float = 8
+    eps: float
     steps: int = 10
     rel_stepsize: float = 0.2
 
@@ -98,16 +99,28 @@ class IFGSM(Attack):
 @register_attack("pgd")
 @dataclasses.dataclass(frozen=True, repr=False)
 class PGD(Attack):
-    """Linf projected gradient descent (Foolbox's ``LinfPGD``), random start by default."""
+    """Linf projected gradient descent (Foolbox's ``LinfPGD``), random start by default.
 
-    eps: float = 8
+    ``rel_stepsize=None`` (the default) means ``2.5 / steps`` (Madry et al.'s rule: the steps
+    can travel 2.5 eps in all), so short and long runs both reach the boundary of the ball;
+    Foolbox's fixed default (1/30) is made for 40+ steps and lets 5 steps move only eps/6.
+    """
+
+    eps: float
     steps: int = 40
-    rel_stepsize: float = 0.01 / 0.3
+    rel_stepsize: float | None = None
     random_start: bool = True
 
     def __post_init__(self) -> None:
-        _positive(self, "eps", "rel_stepsize")
+        _positive(self, "eps")
+        if self.rel_stepsize is not None:
+            _positive(self, "rel_stepsize")
         _count(self, "steps")
+
+    def params(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["rel_stepsize"] = self.rel_stepsize if self.rel_stepsize is not None else 2.5 / self.steps
+        return out
 
 
 @register_attack("deepfool_l2")

@@ -6,7 +6,10 @@ The stable public API:
 * ``load_model(name)`` — zoo models with a jitted ``predict(x) -> logits`` and their card;
 * ``build_transform(spec)`` — registered preprocessing defenses by spec string, e.g.
   ``"jpeg(quality=75)"``; ``Transform`` and ``register_transform`` to write new ones;
-  ``bpda(transform)`` for the transform with its surrogate's gradient.
+  ``bpda(transform)`` for the transform with its surrogate's gradient;
+* ``build_defense(spec)`` — what the leaderboard ranks: transform(s) + zoo members + vote;
+  ``Defense`` and ``register_defense`` for submissions (see the README's example file);
+* ``load_protocol(name)`` and ``Runner`` — score a defense under a protocol.
 
 Images are float32 ``[B, H, W, C]`` in [0, 1] at every boundary.
 """
@@ -14,9 +17,12 @@ Images are float32 ``[B, H, W, C]`` in [0, 1] at every boundary.
 from __future__ import annotations
 
 from bench.data import DataError, Dataset, load_dataset
+from bench.defense import Defense, build_defense, register_defense
+from bench.protocol import load_protocol
 from bench.registry import SpecError
 from bench.transform import Transform, bpda, build_transform, register_transform
 from bench.zoo import ZooError, ZooModel, list_models, load_model
+from bench.runner import Runner  # noqa: E402  (imports attacks, which imports bench)
 
 __version__ = "0.1.0"
 
@@ -35,6 +41,7 @@ def versions() -> dict[str, str]:
 
 
 __all__ = [
-    "DataError", "Dataset", "SpecError", "Transform", "ZooError", "ZooModel", "bpda", "build_transform",
-    "list_models", "load_dataset", "load_model", "register_transform", "versions",
+    "DataError", "Dataset", "Defense", "Runner", "SpecError", "Transform", "ZooError", "ZooModel", "bpda",
+    "build_defense", "build_transform", "list_models", "load_dataset", "load_model", "load_protocol",
+    "register_defense", "register_transform", "versions",
 ]

@@ -273,19 +273,24 @@ def build_parser() -> argparse.ArgumentParser:
     qd.add_argument("--seed", type=int, default=0)
     qd.add_argument("--data", help=DATA_HELP)
     qd.set_defaults(func=cmd_quilting_db)
+
+    from bench.commands import add_parsers
+
+    add_parsers(sub, DATA_HELP)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (2 for a user error, with a one-line message)."""
     from bench.data import DataError
+    from bench.results import ResultsError
     from bench.train import CheckpointError
     from bench.zoo import ZooError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (DataError, ZooError, CheckpointError, ValueError) as e:
+    except (DataError, ZooError, CheckpointError, ResultsError, ValueError) as e:
         print(f"shieldbench: error: {e}", file=sys.stderr)
         return 2
 

@@ -57,7 +57,12 @@ def format_spec(name: str, kwargs: dict[str, Any]) -> str:
 
 
 def spec_of(obj: Any) -> str:
-    """Canonical spec of a registered dataclass: its name and its non-default fields."""
+    """Canonical spec of a registered dataclass: its name and its non-default fields.
+
+    Fields named in the class attribute ``spec_fields`` (the defining hyperparameter, e.g.
+    JPEG's ``quality``) are always written, so ``jpeg(quality=75)`` never reads as ``jpeg()``.
+    """
+    always = getattr(obj, "spec_fields", ())
     kwargs = {}
     for f in dataclasses.fields(obj):
         if not f.init or not f.repr:
@@ -65,7 +70,7 @@ def spec_of(obj: Any) -> str:
         value = getattr(obj, f.name)
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING)
-        if default is dataclasses.MISSING or value != default:
+        if default is dataclasses.MISSING or value != default or f.name in always:
             kwargs[f.name] = value
     return format_spec(obj.spec_name, kwargs)
 

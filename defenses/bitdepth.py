@@ -26,6 +26,8 @@ class BitDepth(Transform):
         bits: bits per channel kept.
     """
 
+    spec_fields = ("bits",)
+
     bits: int = 5
 
     def __post_init__(self) -> None:

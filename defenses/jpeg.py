@@ -122,6 +122,8 @@ class JPEG(Transform):
         surrogate: BPDA surrogate: "identity", "cubic" (differentiable JPEG) or "ste".
     """
 
+    spec_fields = ("quality",)
+
     quality: int = 75
     subsampling: str = "4:2:0"
     surrogate: str = "identity"

@@ -77,6 +77,8 @@ class Median(Transform):
         size: window side, odd.
     """
 
+    spec_fields = ("size",)
+
     size: int = 3
 
     def __post_init__(self) -> None:

@@ -74,6 +74,8 @@ class TVD(Transform):
         iters: number of iterations (fixed; no early stop).
     """
 
+    spec_fields = ("weight",)
+
     weight: float = 0.05
     iters: int = 100
 

@@ -64,13 +64,13 @@ def test_random_start_follows_the_key(batch) -> None:
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
-@pytest.mark.parametrize("spec", ["fgsm(eps=0)", "pgd(steps=0)", "ifgsm(steps=2.5)", "cw_l2(confidence=-1)",
-                                  "pgd(epsilon=8)", "pointwise()"])
+@pytest.mark.parametrize("spec", ["fgsm(eps=0)", "pgd(eps=8, steps=0)", "ifgsm(eps=8, steps=2.5)", "cw_l2(confidence=-1)",
+                                  "pgd(epsilon=8)", "pgd()", "pointwise()"])
 def test_bad_specs(spec: str) -> None:
     with pytest.raises(SpecError):
         build_attack(spec)
 
 
 def test_repr_round_trip() -> None:
-    for spec in ["fgsm()", "pgd(eps=4, steps=100)", "cw_l2(steps=50)", "deepfool_l2(candidates=5)"]:
+    for spec in ["fgsm(eps=8)", "pgd(eps=4, steps=100)", "cw_l2(steps=50)", "deepfool_l2(candidates=5)"]:
         assert repr(build_attack(spec)) == spec and build_attack(repr(build_attack(spec))) == build_attack(spec)

@@ -1,0 +1,237 @@
+"""The benchmark subcommands of the CLI: run, submit, check, leaderboard, list.
+
+Only this module and ``bench.cli`` talk to the user (rich progress bars and tables); the
+library underneath returns data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from pathlib import Path
+
+DEFAULT_PROTOCOL = "cifar10-smoke"
+
+
+class _Bars:
+    """Rich progress bars, one per runner stage, with ETA."""
+
+    def __init__(self, console):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(TextColumn("{task.description:<44}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("batches"), TimeRemainingColumn(), console=console)
+        self.tasks: dict[str, int] = {}
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+    def __call__(self, event) -> None:
+        if event.stage not in self.tasks:
+            self.tasks[event.stage] = self.progress.add_task(event.stage, total=event.total)
+        self.progress.update(self.tasks[event.stage], completed=event.done, total=event.total)
+
+
+def _run_command(protocol: str, spec: str) -> str:
+    return shlex.join(["shieldbench", "run", "--protocol", protocol, "--defense", spec])
+
+
+def _score(protocol_name: str, defenses, console, *, data=None, cache=True, command=None) -> list[dict]:
+    """Scores defenses (``Defense`` objects) with progress bars; returns their results."""
+    from bench.cache import AdversarialCache
+    from bench.protocol import load_protocol
+    from bench.runner import Runner
+
+    protocol = load_protocol(protocol_name)
+    out = []
+    with _Bars(console) as bars:
+        runner = Runner(protocol, data=data, cache=AdversarialCache(enabled=cache), on_event=bars)
+        for d in defenses:
+            runner.command = command(d) if command else _run_command(protocol.name, d.spec)
+            bars.progress.console.log(f"scoring [bold]{d.spec}[/] under {protocol.name} v{protocol.version}")
+            result = runner.run(d)
+            for s in result["skipped"]:
+                bars.progress.console.log(f"[yellow]skipped {s['knowledge']}[/]: {s['reason']}")
+            out.append(result)
+    return out
+
+
+def _rows(results: list[dict], console) -> None:
+    from tabulate import tabulate
+
+    from bench.leaderboard import headline
+
+    def pct(v):
+        return "—" if v is None else f"{100 * v:.1f}%"
+
+    rows = []
+    for r in results:
+        h = headline(r)
+        rows.append([r["defense"]["spec"], pct(h["clean"]), pct(h["gray-box"]), pct(h["transfer"]),
+                     pct(h["adaptive"]), pct(h["eliminated"]), f"{h['defense_ms']:.3f}"])
+    console.print(tabulate(rows, ["defense", "clean", "gray-box", "transfer", "adaptive", "eliminated", "ms/img"],
+                           tablefmt="github"))
+
+
+def _results_dir(args) -> Path:
+    from bench.results import results_root
+
+    return Path(args.results) if args.results else results_root()
+
+
+def _render(root: Path, console) -> None:
+    from bench.leaderboard import write_leaderboards
+
+    for path in write_leaderboards(root, root.parent):
+        console.print(f"wrote {path}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.cli import _console
+    from bench.defense import build_defense
+    from bench.protocol import load_protocol
+    from bench.results import save_result
+
+    console = _console()
+    protocol = load_protocol(args.protocol)
+    specs = args.defense or list(protocol.defenses)
+    defenses = [build_defense(s) for s in specs]
+    results = _score(protocol.name, defenses, console, data=args.data, cache=not args.no_cache)
+    root = _results_dir(args)
+    for r in results:
+        console.print(f"wrote {save_result(root, r)}")
+    _render(root, console)
+    _rows(results, console)
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from bench.cli import _console
+    from bench.results import save_result
+    from bench.submit import submission_defenses, validate_defense
+
+    console = _console()
+    defenses = submission_defenses(args.file)
+    for d in defenses:
+        validate_defense(d)
+        console.print(f"[green]{d.spec}: contract checks passed[/] (shape, dtype, finite, range, deterministic, "
+                      "jit, approx)")
+    results = _score(args.protocol, defenses, console, data=args.data,
+                     command=lambda d: shlex.join(["shieldbench", "submit", str(args.file), "--protocol",
+                                                   args.protocol]))
+    _rows(results, console)
+    if args.record:
+        root = _results_dir(args)
+        for r in results:
+            console.print(f"wrote {save_result(root, r)}")
+        _render(root, console)
+    else:
+        console.print("not recorded (add --record to write the results and the leaderboard)")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from bench.cli import _console
+    from bench.defense import build_defense
+    from bench.leaderboard import compare, format_changes
+    from bench.results import load_results
+
+    console = _console()
+    stored = load_results(_results_dir(args), args.protocol)
+    if args.defense:
+        stored = [r for r in stored if r["defense"]["spec"] in set(args.defense)]
+        missing = set(args.defense) - {r["defense"]["spec"] for r in stored}
+        if missing:
+            raise ValueError(f"no stored {args.protocol} results for {sorted(missing)}")
+    if not stored:
+        raise ValueError(f"no stored results for protocol {args.protocol!r} in {_results_dir(args)}")
+    fresh = _score(args.protocol, [build_defense(r["defense"]["spec"]) for r in stored], console, data=args.data,
+                   cache=args.cached, command=lambda d: next(r["provenance"]["command"] for r in stored
+                                                             if r["defense"]["spec"] == d.spec))
+    changes = compare(stored, fresh, args.tolerance)
+    if changes:
+        console.print(f"[red]{len(changes)} number(s) moved by more than {args.tolerance}:[/]")
+        console.print(format_changes(changes))
+        return 1
+    console.print(f"[green]ok[/]: {len(stored)} defense(s) reproduce their stored {args.protocol} numbers "
+                  f"within {args.tolerance}")
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from bench.cli import _console
+    from bench.leaderboard import write_leaderboards
+
+    console = _console()
+    root = _results_dir(args)
+    out = Path(args.out) if args.out else root.parent
+    paths = write_leaderboards(root, out, check=args.check)
+    if args.check:
+        if paths:
+            console.print("stale leaderboards (run `shieldbench leaderboard`): " + ", ".join(map(str, paths)))
+            return 1
+        console.print("leaderboards are up to date")
+        return 0
+    for p in paths:
+        console.print(f"wrote {p}")
+    if not paths:
+        console.print("leaderboards were already up to date")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from attacks.specs import ATTACKS
+    from bench.cli import _console
+    from bench.defense import DEFENSES
+    from bench.protocol import list_protocols
+    from bench.transform import TRANSFORMS
+    from bench.zoo import list_models
+
+    console = _console()
+    for title, names in (("transforms", TRANSFORMS.names()), ("defenses", DEFENSES.names()),
+                         ("attacks", ATTACKS.names()), ("protocols", list_protocols()), ("models", list_models())):
+        console.print(f"[bold]{title}[/]: {', '.join(names) if names else '(none)'}")
+    return 0
+
+
+def add_parsers(sub, data_help: str) -> None:
+    """Adds the benchmark subcommands to the CLI's subparsers."""
+    results_help = "results directory (default: leaderboards/results in the checkout)"
+    r = sub.add_parser("run", help="score defenses under a protocol, write results and leaderboards")
+    r.add_argument("--protocol", default=DEFAULT_PROTOCOL, help=f"protocol name (default {DEFAULT_PROTOCOL})")
+    r.add_argument("--defense", action="append", help="defense spec, e.g. 'jpeg(quality=75)' (repeatable; "
+                   "default: the protocol's list)")
+    r.add_argument("--no-cache", action="store_true", help="recraft adversarial examples instead of reusing them")
+    r.add_argument("--results", help=results_help)
+    r.add_argument("--data", help=data_help)
+    r.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("submit", help="validate and score a defense file (see README)")
+    s.add_argument("file", help="Python file registering a transform or defense")
+    s.add_argument("--protocol", default=DEFAULT_PROTOCOL)
+    s.add_argument("--record", action="store_true", help="write the results and update the leaderboard")
+    s.add_argument("--results", help=results_help)
+    s.add_argument("--data", help=data_help)
+    s.set_defaults(func=cmd_submit)
+
+    c = sub.add_parser("check", help="re-run stored results and fail if a number moved (CI regression mode)")
+    c.add_argument("--protocol", default=DEFAULT_PROTOCOL)
+    c.add_argument("--defense", action="append", help="only these stored defenses (repeatable)")
+    c.add_argument("--tolerance", type=float, default=0.02, help="allowed change of an accuracy (default 0.02)")
+    c.add_argument("--cached", action="store_true", help="reuse cached adversarial examples (faster, less strict)")
+    c.add_argument("--results", help=results_help)
+    c.add_argument("--data", help=data_help)
+    c.set_defaults(func=cmd_check)
+
+    lb = sub.add_parser("leaderboard", help="render leaderboards/<protocol>.md from the results JSON")
+    lb.add_argument("--check", action="store_true", help="exit 1 if a markdown file is stale; write nothing")
+    lb.add_argument("--results", help=results_help)
+    lb.add_argument("--out", help="markdown directory (default: the results directory's parent)")
+    lb.set_defaults(func=cmd_leaderboard)
+
+    ls = sub.add_parser("list", help="list transforms, defenses, attacks, protocols and models")
+    ls.set_defaults(func=cmd_list)

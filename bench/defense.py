@@ -1,0 +1,234 @@
+"""Defenses: what the leaderboard ranks — transform(s) + member models + a vote.
+
+A ``Defense`` (DESIGN.md §2) is data: one or more registered transforms, one or more zoo
+models ("members") and a vote. It is evaluated as a set of *views*, each a (transform,
+member) pair that casts one vote:
+
+* ``pairing="zip"``: view i is (transform i, member i); a single transform is shared by
+  every member, each member seeing its own random draw (SHIELD's ensemble, and its
+  "model q votes on quality q" scheme ``Mq - q``);
+* ``pairing="product"``: every transform with every member (SHIELD's ``Mq x q``).
+
+View ``i`` draws its randomness from ``fold_in(key, i)``. Votes:
+
+* ``"mean_logits"``: the mean of the views' logits;
+* ``"majority"``: the class with most votes (argmax per view); ties are broken by the mean
+  logits. The returned score is ``votes + 0.5 * softmax(mean logits)``, whose argmax is
+  exactly that rule because the tie-break term is below 1/2.
+
+Adaptive attacks always differentiate the *mean logits* of the views (a majority vote has no
+useful gradient), with every transform replaced by its BPDA surrogate (``bench.bpda``).
+
+Every registered transform is a defense on the base model: ``build_defense("jpeg(quality=75)")``.
+Named multi-model defenses are factories registered with ``@register_defense("name")`` that
+return a ``Defense`` (``shield()`` in ``defenses.shield``); ``ensemble(...)`` is the generic one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from bench.registry import Registry, SpecError, format_spec, parse_spec
+from bench.transform import TRANSFORMS, Images, Transform, bpda, build_transform
+
+BASE_MODEL = "resnet20"
+VOTES = ("mean_logits", "majority")
+PAIRINGS = ("zip", "product")
+
+
+def _load_builtin_defenses() -> None:
+    import defenses  # noqa: F401  (registers the built-in defenses on import)
+
+
+DEFENSES: Registry[Callable[..., Defense]] = Registry("defense", _load_builtin_defenses)
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class Defense:
+    """Transform(s) + member models + vote; ``repr`` is its spec.
+
+    Attributes:
+        transform: one transform, or a tuple of transforms (see ``pairing``).
+        members: zoo model names.
+        vote: ``"mean_logits"`` or ``"majority"``.
+        pairing: ``"zip"`` or ``"product"``.
+        spec: the name used in results; derived when not given.
+    """
+
+    transform: Transform | tuple[Transform, ...]
+    members: tuple[str, ...] = (BASE_MODEL,)
+    vote: str = "mean_logits"
+    pairing: str = "zip"
+    spec: str = ""
+
+    def __post_init__(self) -> None:
+        transforms = self.transforms
+        if not transforms or not all(isinstance(t, Transform) for t in transforms):
+            raise ValueError(f"a defense needs Transform instances, got {self.transform!r}")
+        if isinstance(self.members, str) or not self.members:
+            raise ValueError(f"members must be a non-empty tuple of zoo names, got {self.members!r}")
+        object.__setattr__(self, "members", tuple(self.members))
+        if self.vote not in VOTES:
+            raise ValueError(f"vote must be one of {VOTES}, got {self.vote!r}")
+        if self.pairing not in PAIRINGS:
+            raise ValueError(f"pairing must be one of {PAIRINGS}, got {self.pairing!r}")
+        if self.pairing == "zip" and len(transforms) > 1 and len(transforms) != len(self.members):
+            raise ValueError(f"zip pairing needs one transform per member: {len(transforms)} transforms, "
+                             f"{len(self.members)} members")
+        if not self.spec:
+            object.__setattr__(self, "spec", self._derived_spec())
+
+    @property
+    def transforms(self) -> tuple[Transform, ...]:
+        return self.transform if isinstance(self.transform, tuple) else (self.transform,)
+
+    @property
+    def randomized(self) -> bool:
+        """Whether the defended classifier's output depends on its key."""
+        return any(t.randomized for t in self.transforms)
+
+    def views(self) -> list[tuple[Transform, str]]:
+        """The (transform, member) pairs, one vote each."""
+        ts = self.transforms
+        if self.pairing == "product":
+            return [(t, m) for t in ts for m in self.members]
+        if len(ts) == 1:
+            return [(ts[0], m) for m in self.members]
+        return list(zip(ts, self.members))
+
+    def _derived_spec(self) -> str:
+        ts = self.transforms
+        if len(ts) == 1 and self.members == (BASE_MODEL,) and self.vote == "mean_logits":
+            return repr(ts[0])
+        kwargs: dict[str, Any] = {"transforms": tuple(repr(t) for t in ts), "members": self.members}
+        if self.vote != "mean_logits":
+            kwargs["vote"] = self.vote
+        if self.pairing != "zip":
+            kwargs["pairing"] = self.pairing
+        return format_spec("ensemble", kwargs)
+
+    def __repr__(self) -> str:
+        return self.spec
+
+
+def register_defense(name: str) -> Callable[[Callable[..., Defense]], Callable[..., Defense]]:
+    """Registers a factory ``(**literal hyperparameters) -> Defense`` under ``name``."""
+    return DEFENSES.register(name)
+
+
+@register_defense("ensemble")
+def ensemble(transforms: Sequence[str], members: Sequence[str], vote: str = "mean_logits",
+             pairing: str = "zip") -> Defense:
+    """Generic ensemble from transform specs, e.g. ``ensemble(transforms=('jpeg(quality=20)',), members=('a', 'b'))``."""
+    if isinstance(transforms, str) or isinstance(members, str):
+        raise ValueError("transforms and members must be tuples of strings")
+    ts = tuple(build_transform(s) for s in transforms)
+    return Defense(ts if len(ts) > 1 else ts[0], tuple(members), vote, pairing)
+
+
+def _canonical(factory: Callable[..., Any], name: str, args: tuple, kwargs: dict) -> str:
+    """The spec of a factory call with only non-default arguments, as keywords."""
+    sig = inspect.signature(factory)
+    try:
+        bound = sig.bind(*args, **kwargs)
+    except TypeError as e:
+        raise SpecError(f"bad arguments in defense spec {name}: {e}") from None
+    out = {}
+    for pname, value in bound.arguments.items():
+        default = sig.parameters[pname].default
+        if isinstance(value, list):
+            value = tuple(value)
+        if default is inspect.Parameter.empty or value != default:
+            out[pname] = value
+    return format_spec(name, out)
+
+
+def build_defense(spec: str) -> Defense:
+    """Builds a defense: a registered defense (``shield()``) or a transform on the base model.
+
+    Raises:
+        SpecError: malformed spec, unknown name (with close matches), or bad arguments.
+    """
+    name, args, kwargs = parse_spec(spec)
+    if name in DEFENSES.names():
+        factory = DEFENSES.get(name)
+        canonical = _canonical(factory, name, args, kwargs)
+        try:
+            defense = factory(*args, **kwargs)
+        except (TypeError, ValueError) as e:
+            raise SpecError(f"invalid defense spec {spec!r}: {e}") from None
+        if not isinstance(defense, Defense):
+            raise SpecError(f"defense {name!r} returned {type(defense).__name__}, not a Defense")
+        if name == "ensemble":
+            return defense
+        return dataclasses.replace(defense, spec=canonical)
+    if name in TRANSFORMS.names():
+        return Defense(build_transform(spec))
+    known = sorted(set(DEFENSES.names()) | set(TRANSFORMS.names()))
+    import difflib
+
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise SpecError(f"unknown defense {name!r}{hint} (known: {', '.join(known)})")
+
+
+def combine(view_logits: jax.Array, vote: str) -> jax.Array:
+    """Combines ``[V, B, K]`` per-view logits into ``[B, K]`` scores by ``vote``."""
+    mean = jnp.mean(view_logits, axis=0)
+    if vote == "mean_logits":
+        return mean
+    k = view_logits.shape[-1]
+    votes = jnp.sum(jax.nn.one_hot(jnp.argmax(view_logits, -1), k), axis=0)
+    return votes + 0.5 * jax.nn.softmax(mean, axis=-1)
+
+
+LogitsFn = Callable[[Images], jax.Array]
+
+
+class DefendedClassifier:
+    """A defense bound to loaded member models, with jitted scoring and attack functions.
+
+    Args:
+        defense: the defense.
+        models: member name -> ``x -> logits`` (differentiable, un-jitted; e.g.
+            ``ZooModel.logits_fn()``).
+    """
+
+    def __init__(self, defense: Defense, models: Mapping[str, LogitsFn]):
+        missing = [m for m in defense.members if m not in models]
+        if missing:
+            raise ValueError(f"{defense.spec}: member models not loaded: {missing}")
+        self.defense = defense
+        views = defense.views()
+
+        def view_logits(x: Images, key: jax.Array, surrogate: bool) -> jax.Array:
+            out = []
+            for i, (t, m) in enumerate(views):
+                fn = bpda(t) if surrogate else t
+                out.append(models[m](fn(x, jax.random.fold_in(key, i))))
+            return jnp.stack(out)
+
+        self.scores: Callable[[Images, jax.Array], jax.Array] = jax.jit(
+            lambda x, key: combine(view_logits(x, key, False), defense.vote))
+        """``(x [B,H,W,C], key) -> [B, K]`` scores whose argmax is the defended prediction."""
+
+        def attack_logits(x: Images, keys: jax.Array) -> jax.Array:
+            per_key = jax.vmap(lambda k: jnp.mean(view_logits(x, k, True), axis=0))(keys)
+            return jnp.mean(per_key, axis=0)
+
+        self.attack_logits: Callable[[Images, jax.Array], jax.Array] = jax.jit(attack_logits)
+        """``(x, keys [K]) -> [B, K]``: mean logits through BPDA, averaged over the EOT keys."""
+
+        self.preprocess: Callable[[Images, jax.Array], jax.Array] = jax.jit(
+            lambda x, key: [t(x, jax.random.fold_in(key, i)) for i, (t, _) in enumerate(views)])
+        """All views' transformed images (for timing the defense's own cost)."""
+
+    def predict(self, x: Images, key: jax.Array) -> jax.Array:
+        """Defended labels ``[B]``."""
+        return jnp.argmax(self.scores(x, key), axis=-1)

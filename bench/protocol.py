@@ -1,0 +1,173 @@
+"""Protocols: named, versioned evaluation recipes stored as TOML files in the package.
+
+A protocol fixes everything a score depends on besides the defense (DESIGN.md §6): the
+dataset split and the image index set (``n`` images drawn once with ``seed`` by
+``bench.data.subset_indices``; the CIFAR-10 test split is class-ordered, so never "the first
+n"), the base and transfer-source models, the attacks and the knowledge levels each runs
+at, the number R of scoring draws for randomized defenses, the EOT sample count K, and the
+L2 threshold at which minimum-norm attacks are scored. An attack may use only the first
+``n`` images of the index set (stated in results and on the leaderboard) when it is too slow
+for all of them.
+
+Files: ``bench/protocols/<name>.toml``; ``$SHIELDBENCH_PROTOCOLS`` (``os.pathsep``-separated
+directories) is searched first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import os
+import tomllib
+from pathlib import Path
+
+KNOWLEDGE = ("gray-box", "transfer", "adaptive")
+PROTOCOL_DIR = Path(__file__).resolve().parent / "protocols"
+
+
+class ProtocolError(ValueError):
+    """An unknown protocol or a malformed protocol file."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackPlan:
+    """One attack of a protocol.
+
+    Attributes:
+        spec: attack spec, e.g. ``"pgd(eps=8, steps=20)"``.
+        knowledge: the knowledge levels it runs at.
+        n: use only the first ``n`` images of the protocol's index set (``None``: all).
+    """
+
+    spec: str
+    knowledge: tuple[str, ...]
+    n: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+    """A parsed protocol file (field meanings in the module docstring)."""
+
+    name: str
+    version: int
+    description: str
+    dataset: str
+    split: str
+    n: int
+    seed: int
+    base: str
+    source: str
+    draws: int
+    eot: int
+    batch_size: int
+    l2_threshold: float
+    attacks: tuple[AttackPlan, ...]
+    defenses: tuple[str, ...]
+    sha256: str
+    path: str
+
+    def attacks_at(self, knowledge: str) -> list[AttackPlan]:
+        return [a for a in self.attacks if knowledge in a.knowledge]
+
+
+def protocol_dirs() -> list[Path]:
+    extra = [Path(p) for p in os.environ.get("SHIELDBENCH_PROTOCOLS", "").split(os.pathsep) if p]
+    return [*extra, PROTOCOL_DIR]
+
+
+def list_protocols() -> list[str]:
+    """Names of all protocol files found."""
+    return sorted({p.stem for d in protocol_dirs() if d.is_dir() for p in d.glob("*.toml")})
+
+
+def _require(table: dict, key: str, kind: type | tuple[type, ...], where: str):
+    if key not in table:
+        raise ProtocolError(f"{where}: missing key {key!r}")
+    value = table[key]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise ProtocolError(f"{where}: {key!r} must be {getattr(kind, '__name__', kind)}, got {value!r}")
+    return value
+
+
+def parse_protocol(path: Path) -> Protocol:
+    """Reads and validates one protocol file.
+
+    Raises:
+        ProtocolError: unreadable TOML, missing or mistyped keys, unknown knowledge levels or
+            attack specs (all naming the file).
+    """
+    from attacks.specs import build_attack
+    from bench.registry import SpecError
+
+    where = str(path)
+    raw = path.read_bytes()
+    try:
+        t = tomllib.loads(raw.decode())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ProtocolError(f"{where}: not valid TOML ({e})") from None
+    n = _require(t, "n", int, where)
+    plans = []
+    for i, a in enumerate(t.get("attack", [])):
+        w = f"{where}: attack[{i}]"
+        spec = _require(a, "spec", str, w)
+        try:
+            build_attack(spec)
+        except SpecError as e:
+            raise ProtocolError(f"{w}: {e}") from None
+        levels = tuple(_require(a, "knowledge", list, w))
+        bad = [k for k in levels if k not in KNOWLEDGE]
+        if bad or not levels:
+            raise ProtocolError(f"{w}: knowledge must be a non-empty subset of {KNOWLEDGE}, got {list(levels)}")
+        sub = a.get("n")
+        if sub is not None and (not isinstance(sub, int) or not 1 <= sub <= n):
+            raise ProtocolError(f"{w}: n must be an integer in 1..{n}, got {sub!r}")
+        plans.append(AttackPlan(spec, levels, sub))
+    if not plans:
+        raise ProtocolError(f"{where}: no [[attack]] tables")
+    p = Protocol(
+        name=_require(t, "name", str, where),
+        version=_require(t, "version", int, where),
+        description=str(t.get("description", "")),
+        dataset=_require(t, "dataset", str, where),
+        split=_require(t, "split", str, where),
+        n=n,
+        seed=_require(t, "seed", int, where),
+        base=_require(t, "base", str, where),
+        source=_require(t, "source", str, where),
+        draws=_require(t, "draws", int, where),
+        eot=_require(t, "eot", int, where),
+        batch_size=_require(t, "batch_size", int, where),
+        l2_threshold=float(_require(t, "l2_threshold", (int, float), where)),
+        attacks=tuple(plans),
+        defenses=tuple(_require(t, "defenses", list, where)),
+        sha256=hashlib.sha256(raw).hexdigest(),
+        path=where,
+    )
+    if p.name != path.stem:
+        raise ProtocolError(f"{where}: name {p.name!r} does not match the file name")
+    for key in ("n", "draws", "eot", "batch_size"):
+        if getattr(p, key) < 1:
+            raise ProtocolError(f"{where}: {key} must be >= 1, got {getattr(p, key)}")
+    return p
+
+
+def load_protocol(name: str) -> Protocol:
+    """Loads a protocol by name (or from a path ending in ``.toml``).
+
+    Raises:
+        ProtocolError: unknown name (with close matches) or a malformed file.
+    """
+    if name.endswith(".toml"):
+        path = Path(name)
+        if not path.is_file():
+            raise ProtocolError(f"{path}: no such protocol file")
+        return parse_protocol(path)
+    for d in protocol_dirs():
+        path = d / f"{name}.toml"
+        if path.is_file():
+            return parse_protocol(path)
+    known = list_protocols()
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise ProtocolError(f"unknown protocol {name!r}{hint} (known: {', '.join(known)})")

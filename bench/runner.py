@@ -1,0 +1,306 @@
+"""The benchmark runner: one defense under one protocol -> one results dict (DESIGN.md §3, §5).
+
+Knowledge levels (what the attacker knows):
+
+* **gray-box**: examples crafted on the bare base model, scored on the defended classifier;
+* **transfer**: crafted on the independently trained source model, scored on the defense;
+* **adaptive**: crafted on the whole defended pipeline: every transform replaced by its BPDA
+  surrogate, ensembles attacked through their mean logits, and for randomized defenses the
+  logits averaged over K EOT keys drawn afresh at every gradient evaluation; then scored
+  with fresh randomness (keys the attacker never saw).
+
+"Attack once, defend many": gray-box and transfer examples do not depend on the defense and
+are cached per batch (``bench.cache``) under a key of crafting-model hash, attack spec,
+image indices, seed and package versions; adaptive examples are cached under the defense
+spec too. An interrupted run therefore resumes at the batch it stopped at.
+
+Metrics (each defined here once):
+
+* clean accuracy: defended classifier on the clean images, mean and std over R draws
+  (R = the protocol's ``draws`` for randomized defenses, else 1);
+* robust accuracy: defended classifier on the attacked images (a failed attack leaves the
+  clean image); minimum-norm attacks (DeepFool, C&W) count an example as attacked only if
+  its L2 norm is <= the protocol's ``l2_threshold``;
+* attack success: Foolbox's success rate on the crafting model (or defended pipeline);
+* eliminated: among images the bare base model classifies correctly when clean and wrongly
+  when attacked, the fraction the defended classifier gets right (gray-box and transfer);
+* perturbation: medians of Linf (in /255), L2 and RMS = L2/sqrt(D) over the successful
+  examples the attack changed (an image already misclassified needs no perturbation);
+* cost: the defense's own preprocessing time per image (batch 128, jitted, warm) and the
+  attack's crafting time per image.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from attacks.specs import Attack, build_attack
+from bench.cache import AdversarialCache, CachedBatch
+from bench.data import load_dataset, subset_indices
+from bench.defense import DefendedClassifier, Defense
+from bench.protocol import AttackPlan, Protocol
+from bench.results import SCHEMA_VERSION
+from bench.zoo import ZooError, ZooModel, load_model
+
+
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """Progress of one stage (``total`` batches); the CLI turns these into progress bars."""
+
+    stage: str
+    done: int
+    total: int
+
+
+def _sha(a: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
+
+
+def _stable_int(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little") & 0x7FFFFFFF
+
+
+def _stats(per_draw: np.ndarray) -> dict[str, Any]:
+    draws = [float(v) for v in per_draw]
+    return {"mean": float(np.mean(draws)), "std": float(np.std(draws)), "draws": draws}
+
+
+def _place(x: np.ndarray) -> jax.Array:
+    """Puts a batch on all local devices, sharded along the batch axis when it divides evenly."""
+    n = jax.local_device_count()
+    if n > 1 and x.shape[0] % n == 0:
+        mesh = jax.sharding.Mesh(np.array(jax.local_devices()), ("batch",))
+        return jax.device_put(x, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch")))
+    return jnp.asarray(x)
+
+
+class Runner:
+    """Scores defenses under one protocol.
+
+    Args:
+        protocol: the protocol.
+        data: dataset location (as ``bench.load_dataset``'s ``data``).
+        cache: adversarial-example cache (default: enabled, under the cache root).
+        on_event: progress callback.
+        command: the reproducing command recorded in results.
+    """
+
+    def __init__(self, protocol: Protocol, *, data: str | None = None, cache: AdversarialCache | None = None,
+                 on_event: Callable[[RunEvent], None] | None = None, command: str = ""):
+        self.protocol = protocol
+        self.cache = cache if cache is not None else AdversarialCache()
+        self.emit = on_event or (lambda e: None)
+        self.command = command
+        ds = load_dataset(protocol.dataset, protocol.split, data=data)
+        if protocol.n > len(ds):
+            raise ValueError(f"protocol {protocol.name} wants {protocol.n} images; {protocol.split} has {len(ds)}")
+        self.indices = subset_indices(len(ds), protocol.n, protocol.seed)
+        self.x = ds.images[self.indices].astype(np.float32) / 255.0
+        self.y = ds.labels[self.indices].astype(np.int32)
+        self.data_info = {"dataset": protocol.dataset, "split": protocol.split, "n": int(protocol.n),
+                          "indices_sha256": _sha(self.indices.astype(np.int64)),
+                          "source_sha256": ds.source_sha256}
+        self.root = jax.random.key(protocol.seed)
+        self._models: dict[str, ZooModel] = {}
+        self._jitted: dict[str, Callable] = {}
+
+    # ------------------------------------------------------------------ helpers
+    def model(self, name: str) -> ZooModel:
+        if name not in self._models:
+            self._models[name] = load_model(name)
+        return self._models[name]
+
+    def _logits(self, name: str) -> Callable[[jax.Array], jax.Array]:
+        if name not in self._jitted:
+            self._jitted[name] = jax.jit(self.model(name).logits_fn())
+        return self._jitted[name]
+
+    def positions(self, plan: AttackPlan) -> np.ndarray:
+        """Positions (into the index set) an attack uses: all, or a fixed random subset of ``plan.n``."""
+        if plan.n is None or plan.n >= self.protocol.n:
+            return np.arange(self.protocol.n)
+        return subset_indices(self.protocol.n, plan.n, self.protocol.seed + 1)
+
+    def _batches(self, pos: np.ndarray) -> list[np.ndarray]:
+        b = self.protocol.batch_size
+        return [pos[i : i + b] for i in range(0, len(pos), b)]
+
+    def _versions(self) -> dict[str, str]:
+        from bench import versions
+
+        return versions()
+
+    def craft(self, stage: str, attack: Attack, pos: np.ndarray, logits_for_batch: Callable[[int], Callable],
+              key_parts: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, float]:
+        """Crafts (or reads from the cache) adversarial examples of the images at ``pos``.
+
+        Args:
+            logits_for_batch: batch number -> the ``x -> logits`` function Foolbox attacks.
+            key_parts: what the examples depend on besides the batch (cache key).
+
+        Returns:
+            ``(x_adv [N, H, W, C], success [N], seconds)``; seconds include cached batches'
+            recorded crafting times.
+        """
+        batches = self._batches(pos)
+        akey = jax.random.fold_in(self.root, _stable_int(f"attack|{stage}|{attack!r}"))
+        xs, ss, seconds = [], [], 0.0
+        self.emit(RunEvent(stage, 0, len(batches)))
+        for b, sel in enumerate(batches):
+            key = {**key_parts, "attack": repr(attack), "seed": self.protocol.seed, "versions": self._versions(),
+                   "indices_sha256": _sha(self.indices[sel].astype(np.int64)), "batch": b}
+            entry = self.cache.get(key, len(sel))
+            if entry is None:
+                t0 = time.perf_counter()
+                out = attack.run(logits_for_batch(b), _place(self.x[sel]), jnp.asarray(self.y[sel]),
+                                 jax.random.fold_in(akey, b))
+                x_adv = np.asarray(out.x_adv, np.float32)
+                entry = CachedBatch(x_adv, np.asarray(out.success, bool), time.perf_counter() - t0)
+                self.cache.put(key, entry)
+            xs.append(entry.x_adv)
+            ss.append(entry.success)
+            seconds += entry.seconds
+            self.emit(RunEvent(stage, b + 1, len(batches)))
+        return np.concatenate(xs), np.concatenate(ss), seconds
+
+    def correct(self, predict: Callable[[jax.Array, jax.Array], jax.Array], x: np.ndarray, y: np.ndarray,
+                draws: int, stream: str) -> np.ndarray:
+        """Bool ``[R, N]``: defended predictions == labels, for R draws of the defense's randomness."""
+        skey = jax.random.fold_in(self.root, _stable_int(f"score|{stream}"))
+        b = self.protocol.batch_size
+        out = np.zeros((draws, len(x)), bool)
+        for r in range(draws):
+            kr = jax.random.fold_in(skey, r)
+            for i in range(0, len(x), b):
+                xb = x[i : i + b]
+                pad = b - len(xb)
+                if pad:
+                    xb = np.concatenate([xb, np.zeros((pad, *xb.shape[1:]), xb.dtype)])
+                pred = np.asarray(predict(_place(xb), jax.random.fold_in(kr, i // b)))[: b - pad]
+                out[r, i : i + b] = pred == y[i : i + b]
+        return out
+
+    def defense_cost_ms(self, clf: DefendedClassifier, batch: int = 128, seconds: float = 1.0) -> float:
+        """Warm jitted preprocessing time of the defense, ms per image at ``batch``."""
+        x = jnp.asarray(np.resize(self.x, (batch, *self.x.shape[1:])))
+        key = jax.random.key(0)
+        jax.block_until_ready(clf.preprocess(x, key))
+        count, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds or count == 0:
+            jax.block_until_ready(clf.preprocess(x, key))
+            count += batch
+        return 1000.0 * (time.perf_counter() - t0) / count
+
+    # ------------------------------------------------------------------ the run
+    def run(self, defense: Defense) -> dict[str, Any]:
+        """Scores ``defense`` under the protocol; returns the results dict (``bench.results`` schema).
+
+        Raises:
+            ZooError: a member or the base model is not in the zoo. (A missing transfer source
+                only skips the transfer level, recorded under ``"skipped"``.)
+        """
+        p = self.protocol
+        t_start = time.perf_counter()
+        clf = DefendedClassifier(defense, {m: self.model(m).logits_fn() for m in defense.members})
+        base = self._logits(p.base)
+        draws = p.draws if defense.randomized else 1
+        clean = self.correct(clf.predict, self.x, self.y, draws, "clean")
+        base_clean = np.asarray(jnp.argmax(base(jnp.asarray(self.x)), -1)) == self.y
+        entries, skipped = [], []
+        models = {m: self.model(m).card["weights_sha256"] for m in {p.base, *defense.members}}
+        for level in ("gray-box", "transfer", "adaptive"):
+            plans = p.attacks_at(level)
+            if not plans:
+                continue
+            if level == "transfer":
+                try:
+                    models[p.source] = self.model(p.source).card["weights_sha256"]
+                except ZooError as e:
+                    skipped.append({"knowledge": level, "reason": str(e)})
+                    continue
+            for plan in plans:
+                entries.append(self._attack_entry(level, plan, defense, clf, draws, base, base_clean))
+        return {
+            "schema": SCHEMA_VERSION,
+            "protocol": {"name": p.name, "version": p.version, "sha256": p.sha256},
+            "defense": {"spec": defense.spec, "randomized": defense.randomized, "members": list(defense.members),
+                        "vote": defense.vote},
+            "data": self.data_info,
+            "seed": p.seed,
+            "draws": draws,
+            "base_clean_accuracy": float(np.mean(base_clean)),
+            "clean_accuracy": _stats(clean.mean(axis=1)),
+            "attacks": entries,
+            "skipped": skipped,
+            "cost": {"defense_ms_per_image": self.defense_cost_ms(clf), "batch": 128},
+            "provenance": {"versions": self._versions(), "models": dict(sorted(models.items())),
+                           "wall_time_s": time.perf_counter() - t_start,
+                           "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                           "command": self.command},
+        }
+
+    def _attack_entry(self, level: str, plan: AttackPlan, defense: Defense, clf: DefendedClassifier, draws: int,
+                      base: Callable, base_clean: np.ndarray) -> dict[str, Any]:
+        p = self.protocol
+        attack = build_attack(plan.spec)
+        pos = self.positions(plan)
+        stage = f"{level} {attack!r}"
+        eot = p.eot if (level == "adaptive" and defense.randomized) else 1
+        if level == "adaptive":
+            members = {m: self.model(m).card["weights_sha256"] for m in defense.members}
+            parts = {"knowledge": level, "defense": defense.spec, "members": members, "eot": eot}
+            source = defense.spec
+            ekey = jax.random.fold_in(self.root, _stable_int(f"eot|{defense.spec}|{attack!r}"))
+
+            def logits_for_batch(b: int) -> Callable:
+                calls = itertools.count()
+                kb = jax.random.fold_in(ekey, b)
+                return lambda x: clf.attack_logits(x, jax.random.split(jax.random.fold_in(kb, next(calls)), eot))
+        else:
+            source = p.base if level == "gray-box" else p.source
+            parts = {"knowledge": level, "model": source, "model_sha256": self.model(source).card["weights_sha256"]}
+            fn = self._logits(source)
+
+            def logits_for_batch(b: int) -> Callable:
+                return fn
+
+        x_adv, success, seconds = self.craft(stage, attack, pos, logits_for_batch, parts)
+        x, y = self.x[pos], self.y[pos]
+        delta = (x_adv - x).reshape(len(pos), -1)
+        l2 = np.linalg.norm(delta, axis=1)
+        thr = None
+        if attack.minimum_norm:
+            thr = p.l2_threshold
+            counted = success & (l2 <= thr)
+            x_adv = np.where(counted[:, None, None, None], x_adv, x)
+        correct = self.correct(clf.predict, x_adv, y, draws, f"{level}|{attack!r}")
+        eliminated = None
+        if level != "adaptive":
+            fooled = base_clean[pos] & (np.asarray(jnp.argmax(base(jnp.asarray(x_adv)), -1)) != y)
+            if fooled.any():
+                eliminated = float(np.mean(correct[:, fooled]))
+        pert = None
+        changed = success & (l2 > 0)
+        if changed.any():
+            med_l2 = float(np.median(l2[changed]))
+            pert = {"linf": float(np.median(np.abs(delta[changed]).max(axis=1)) * 255.0), "l2": med_l2,
+                    "rms": med_l2 / float(np.sqrt(delta.shape[1]))}
+        return {
+            "knowledge": level, "attack": repr(attack), "name": attack.spec_name, "norm": attack.norm,
+            "eps": None if attack.minimum_norm else float(attack.eps), "source": source, "eot": eot,
+            "n": int(len(pos)), "robust_accuracy": _stats(correct.mean(axis=1)),
+            "attack_success": float(np.mean(success)), "eliminated": eliminated, "perturbation": pert,
+            "l2_threshold": thr, "attack_s_per_image": seconds / len(pos),
+        }

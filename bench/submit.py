@@ -1,0 +1,131 @@
+"""Submissions: load a defense from a Python file and check it honours the transform contract.
+
+A submission is a Python file that imports only ``bench`` (and jax) and registers one or more
+transforms (``@register_transform``) or defenses (``@register_defense``), each buildable with
+default arguments (``name()``). ``load_submission`` runs the file as a fresh module and
+returns the specs it registered; ``validate_defense`` checks every transform of a defense
+(DESIGN.md §2) on a small batch of synthetic images and raises ``ContractError`` naming the
+first failed check:
+
+``runs``, ``shape``, ``dtype`` (float32), ``finite``, ``range`` ([0, 1]),
+``deterministic`` (same key -> same output), ``jit`` (jit-able, and equal to the eager
+output), ``approx`` (the BPDA surrogate keeps the shape and has a finite gradient).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import traceback
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bench.defense import DEFENSES, Defense, build_defense
+from bench.transform import TRANSFORMS, Transform, bpda
+
+
+class SubmissionError(ValueError):
+    """A submission file that cannot be loaded or registers nothing."""
+
+
+class ContractError(ValueError):
+    """A transform that breaks the contract; ``check`` names the failed check."""
+
+    def __init__(self, spec: str, check: str, detail: str):
+        super().__init__(f"{spec}: contract check {check!r} failed: {detail}")
+        self.check = check
+
+
+def load_submission(path: str | Path) -> list[str]:
+    """Executes a submission file and returns the specs (``name()``) it registered.
+
+    Raises:
+        SubmissionError: missing file, not ``.py``, an exception while importing (with the
+            file's line), or no new transform or defense registered.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SubmissionError(f"{path}: no such file")
+    if path.suffix != ".py":
+        raise SubmissionError(f"{path}: a submission is a Python file (.py)")
+    before = set(TRANSFORMS.names()) | set(DEFENSES.names())
+    name = f"shieldbench_submission_{abs(hash(path.resolve()))}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:
+        frames = [f for f in traceback.extract_tb(e.__traceback__) if Path(f.filename) == path.resolve()]
+        where = f"{path}:{frames[-1].lineno}" if frames else str(path)
+        raise SubmissionError(f"{where}: {type(e).__name__}: {e}") from None
+    new = sorted((set(TRANSFORMS.names()) | set(DEFENSES.names())) - before)
+    if not new:
+        raise SubmissionError(f"{path}: registers no transform or defense "
+                              "(decorate a Transform subclass with @register_transform('name'))")
+    return [f"{n}()" for n in new]
+
+
+def _sample(shape: tuple[int, ...]) -> jax.Array:
+    """Smooth-ish synthetic images in [0, 1] including exact 0 and 1 pixels."""
+    x = jax.random.uniform(jax.random.key(1234), shape)
+    return x.at[:, 0, 0, :].set(0.0).at[:, -1, -1, :].set(1.0)
+
+
+def validate_transform(t: Transform, shape: tuple[int, int, int, int] = (4, 32, 32, 3)) -> None:
+    """Runs every contract check on ``t``; raises ``ContractError`` at the first failure."""
+    spec = repr(t)
+    x = _sample(shape)
+    key = jax.random.key(7)
+    try:
+        y = t(x, key)
+    except Exception as e:
+        raise ContractError(spec, "runs", f"{type(e).__name__}: {e}") from None
+    if not hasattr(y, "shape") or tuple(y.shape) != shape:
+        raise ContractError(spec, "shape", f"input {shape}, output {getattr(y, 'shape', type(y).__name__)}")
+    if y.dtype != jnp.float32:
+        raise ContractError(spec, "dtype", f"output dtype {y.dtype}, expected float32")
+    y = np.asarray(y)
+    if not np.all(np.isfinite(y)):
+        raise ContractError(spec, "finite", f"{int(np.sum(~np.isfinite(y)))} non-finite output values")
+    if y.min() < 0.0 or y.max() > 1.0:
+        raise ContractError(spec, "range", f"output spans [{y.min():.4g}, {y.max():.4g}], expected within [0, 1]")
+    if not np.array_equal(np.asarray(t(x, key)), y):
+        raise ContractError(spec, "deterministic", "two calls with the same key gave different outputs")
+    try:
+        yj = np.asarray(jax.jit(t)(x, key))
+    except Exception as e:
+        raise ContractError(spec, "jit", f"{type(e).__name__}: {str(e).splitlines()[0]}") from None
+    if not np.allclose(yj, y, atol=1e-5):
+        raise ContractError(spec, "jit", f"jitted output differs from eager by up to {np.max(np.abs(yj - y)):.3g}")
+    try:
+        g = jax.grad(lambda z: jnp.sum(bpda(t)(z, key)))(x)
+    except Exception as e:
+        raise ContractError(spec, "approx", f"BPDA gradient failed: {type(e).__name__}: {e}") from None
+    if g.shape != x.shape or not np.all(np.isfinite(np.asarray(g))):
+        raise ContractError(spec, "approx", "the surrogate's gradient is not finite or has the wrong shape")
+
+
+def validate_defense(defense: Defense) -> None:
+    """Checks every transform of ``defense`` and that its member models load from the zoo."""
+    from bench.zoo import load_model
+
+    for t in defense.transforms:
+        validate_transform(t)
+    for m in defense.members:
+        load_model(m)
+
+
+def submission_defenses(path: str | Path) -> list[Defense]:
+    """Loads a submission file and builds each registered defense with default arguments."""
+    out = []
+    for spec in load_submission(path):
+        try:
+            out.append(build_defense(spec))
+        except Exception as e:
+            raise SubmissionError(f"{path}: cannot build {spec} with default arguments: {e}") from None
+    return out

@@ -1,0 +1,162 @@
+"""The runner on a tiny learnable world: metrics, knowledge levels, caching, sanity checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from bench_world import write_world
+
+
+@pytest.fixture(scope="session")
+def world_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("world")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SHIELDBENCH_CACHE", str(root / "cache"))
+    try:
+        return write_world(root)
+    finally:
+        mp.undo()
+
+
+@pytest.fixture
+def world(world_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    monkeypatch.setenv("SHIELDBENCH_ZOO", str(world_files["zoo"]))
+    monkeypatch.setenv("SHIELDBENCH_PROTOCOLS", str(world_files["protocols"]))
+    monkeypatch.setenv("SHIELDBENCH_DATA", str(world_files["data"]))
+    return world_files
+
+
+@pytest.fixture(scope="session")
+def identity_result(world_files: dict[str, Path]) -> dict:
+    mp = pytest.MonkeyPatch()
+    for k, v in (("ZOO", "zoo"), ("PROTOCOLS", "protocols"), ("DATA", "data")):
+        mp.setenv(f"SHIELDBENCH_{k}", str(world_files[v]))
+    mp.setenv("SHIELDBENCH_CACHE", str(world_files["data"].parent / "cache"))
+    try:
+        from bench import build_defense, load_protocol
+        from bench.runner import Runner
+
+        return Runner(load_protocol("tiny")).run(build_defense("identity()"))
+    finally:
+        mp.undo()
+
+
+def entry(result: dict, knowledge: str, attack: str) -> dict:
+    return next(a for a in result["attacks"] if a["knowledge"] == knowledge and a["attack"] == attack)
+
+
+def test_identity_result_is_valid_and_sane(identity_result: dict) -> None:
+    from bench.results import validate_result
+
+    validate_result(identity_result, "identity")
+    r = identity_result
+    assert r["clean_accuracy"]["mean"] >= 0.8  # the tiny models learned the task
+    assert r["clean_accuracy"]["mean"] == pytest.approx(r["base_clean_accuracy"])
+    assert r["draws"] == 1 and not r["defense"]["randomized"]
+    # sanity: PGD at 8/255 takes the undefended base model to about 0%
+    assert entry(r, "gray-box", "pgd(eps=8, steps=5)")["robust_accuracy"]["mean"] <= 0.1
+    # no defense eliminates nothing
+    assert entry(r, "gray-box", "fgsm(eps=8)")["eliminated"] == 0.0
+    # sanity: transfer success <= gray-box success on the base model
+    for spec in ("fgsm(eps=8)", "pgd(eps=8, steps=5)"):
+        gray, transfer = entry(r, "gray-box", spec), entry(r, "transfer", spec)
+        assert transfer["robust_accuracy"]["mean"] >= gray["robust_accuracy"]["mean"] - 0.05
+    pgd = entry(r, "gray-box", "pgd(eps=8, steps=5)")
+    assert pgd["perturbation"]["linf"] <= 8.0 + 1e-3
+    df = entry(r, "gray-box", "deepfool_l2(steps=10)")
+    assert df["n"] == 20 and df["l2_threshold"] == 0.5 and df["eps"] is None
+    assert {p["knowledge"] for p in r["attacks"]} == {"gray-box", "transfer", "adaptive"}
+
+
+def test_bpda_through_identity_equals_plain_pgd(world: dict[str, Path]) -> None:
+    from attacks.specs import build_attack
+    from bench import build_defense, load_model
+    from bench.defense import DefendedClassifier
+
+    base = load_model("resnet20")
+    clf = DefendedClassifier(build_defense("identity()"), {"resnet20": base.logits_fn()})
+    x = jax.random.uniform(jax.random.key(0), (8, 32, 32, 3))
+    y = jnp.argmax(base.predict(x), -1)
+    attack = build_attack("pgd(eps=8, steps=5)")
+    plain = attack.run(base.logits_fn(), x, y, jax.random.key(3))
+    through = attack.run(lambda z: clf.attack_logits(z, jax.random.split(jax.random.key(9), 1)), x, y,
+                         jax.random.key(3))
+    np.testing.assert_allclose(np.asarray(through.x_adv), np.asarray(plain.x_adv), atol=1e-6)
+    assert np.array_equal(np.asarray(through.success), np.asarray(plain.success))
+
+
+def test_jpeg_defense_more_steps_do_not_help_the_defense(world: dict[str, Path]) -> None:
+    import dataclasses
+
+    from bench import build_defense, load_protocol
+    from bench.protocol import AttackPlan
+    from bench.runner import Runner
+
+    p = load_protocol("tiny")
+    plans = (AttackPlan("pgd(eps=8, steps=3)", ("adaptive",)), AttackPlan("pgd(eps=8, steps=12)", ("adaptive",)))
+    runner = Runner(dataclasses.replace(p, attacks=plans))
+    r = runner.run(build_defense("jpeg(quality=50)"))
+    few, many = (entry(r, "adaptive", a.spec)["robust_accuracy"]["mean"] for a in plans)
+    assert many <= few + 0.05
+    assert r["clean_accuracy"]["mean"] >= 0.7
+
+
+def test_randomized_defense_uses_draws_and_eot(world: dict[str, Path]) -> None:
+    import dataclasses
+
+    from bench import build_defense, load_protocol
+    from bench.protocol import AttackPlan
+    from bench.runner import Runner
+
+    p = dataclasses.replace(load_protocol("tiny"), attacks=(AttackPlan("pgd(eps=8, steps=3)", ("adaptive",)),))
+    r = Runner(p).run(build_defense("slq()"))
+    assert r["defense"]["randomized"] and r["draws"] == 2 and len(r["clean_accuracy"]["draws"]) == 2
+    assert r["attacks"][0]["eot"] == 2
+    again = Runner(p).run(build_defense("slq()"))  # same seed -> same numbers
+    assert again["clean_accuracy"] == r["clean_accuracy"]
+    assert again["attacks"][0]["robust_accuracy"] == r["attacks"][0]["robust_accuracy"]
+
+
+def test_attack_once_defend_many_and_damaged_cache(world: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from attacks.specs import Attack
+    from bench import build_defense, load_protocol
+    from bench.cache import AdversarialCache
+    from bench.protocol import AttackPlan
+    from bench.runner import Runner
+
+    p = dataclasses.replace(load_protocol("tiny"), attacks=(AttackPlan("fgsm(eps=8)", ("gray-box",)),))
+    calls = []
+    original = Attack.run
+    monkeypatch.setattr(Attack, "run", lambda self, *a: calls.append(1) or original(self, *a))
+    first = Runner(p).run(build_defense("identity()"))
+    assert len(calls) == 2  # 40 images in batches of 20
+    second = Runner(p).run(build_defense("median(size=3)"))  # reuses the gray-box examples
+    assert len(calls) == 2
+    files = sorted(AdversarialCache().root.glob("*.npz"))
+    assert len(files) == 2
+    files[0].write_bytes(files[0].read_bytes()[:100])  # truncate one batch: it is recomputed, not trusted
+    third = Runner(p).run(build_defense("identity()"))
+    assert len(calls) == 3
+    assert third["attacks"][0]["robust_accuracy"] == first["attacks"][0]["robust_accuracy"]
+    assert second["attacks"][0]["eliminated"] is not None
+
+
+def test_missing_transfer_source_is_skipped_not_fatal(world: dict[str, Path], monkeypatch) -> None:
+    import dataclasses
+
+    from bench import build_defense, load_protocol
+    from bench.protocol import AttackPlan
+    from bench.runner import Runner
+
+    p = dataclasses.replace(load_protocol("tiny"), source="resnet56",
+                            attacks=(AttackPlan("fgsm(eps=8)", ("gray-box", "transfer")),))
+    r = Runner(p).run(build_defense("identity()"))
+    assert [s["knowledge"] for s in r["skipped"]] == ["transfer"] and "resnet56" in r["skipped"][0]["reason"]
+    assert [a["knowledge"] for a in r["attacks"]] == ["gray-box"]
