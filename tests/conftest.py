@@ -1,4 +1,5 @@
-"""Shared fixtures: isolated caches, tiny synthetic datasets in every supported format."""
+"""Shared fixtures: isolated caches, tiny synthetic datasets in every supported format, and a
+tiny learnable benchmark world (data, two trained ResNet-8s as a zoo, a protocol)."""
 
 from __future__ import annotations
 
@@ -94,3 +95,24 @@ def real_cache(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.delenv("SHIELDBENCH_CACHE")
     return cache_root()
+
+
+@pytest.fixture(scope="session")
+def world_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("world")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SHIELDBENCH_CACHE", str(root / "cache"))
+    try:
+        from bench_world import write_world
+
+        return write_world(root)
+    finally:
+        mp.undo()
+
+
+@pytest.fixture
+def world(world_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    monkeypatch.setenv("SHIELDBENCH_ZOO", str(world_files["zoo"]))
+    monkeypatch.setenv("SHIELDBENCH_PROTOCOLS", str(world_files["protocols"]))
+    monkeypatch.setenv("SHIELDBENCH_DATA", str(world_files["data"]))
+    return world_files

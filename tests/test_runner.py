@@ -9,26 +9,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bench_world import write_world
-
-
-@pytest.fixture(scope="session")
-def world_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("world")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SHIELDBENCH_CACHE", str(root / "cache"))
-    try:
-        return write_world(root)
-    finally:
-        mp.undo()
-
-
-@pytest.fixture
-def world(world_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
-    monkeypatch.setenv("SHIELDBENCH_ZOO", str(world_files["zoo"]))
-    monkeypatch.setenv("SHIELDBENCH_PROTOCOLS", str(world_files["protocols"]))
-    monkeypatch.setenv("SHIELDBENCH_DATA", str(world_files["data"]))
-    return world_files
 
 
 @pytest.fixture(scope="session")

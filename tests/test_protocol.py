@@ -1,0 +1,102 @@
+"""Protocol files and defenses: parsing, errors, shipped protocols, votes and views."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from bench.defense import Defense, build_defense, combine
+from bench.protocol import ProtocolError, list_protocols, load_protocol, parse_protocol
+from bench.registry import SpecError
+from bench.transform import build_transform
+
+GOOD = """
+name = "{name}"
+version = 1
+dataset = "cifar10"
+split = "test"
+n = 10
+seed = 0
+base = "resnet20"
+source = "resnet32"
+draws = 2
+eot = 2
+batch_size = 10
+l2_threshold = 0.5
+defenses = ["identity()"]
+
+[[attack]]
+spec = "{attack}"
+knowledge = {knowledge}
+"""
+
+
+def write(tmp_path: Path, name="p", attack="fgsm(eps=8)", knowledge='["gray-box"]', extra="") -> Path:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(GOOD.format(name=name, attack=attack, knowledge=knowledge) + extra)
+    return path
+
+
+def test_shipped_protocols_parse() -> None:
+    names = list_protocols()
+    assert {"cifar10-smoke", "cifar10-standard"} <= set(names)
+    for n in names:
+        p = load_protocol(n)
+        assert p.name == n and p.attacks and p.defenses
+        for d in p.defenses:
+            build_defense(d)
+
+
+@pytest.mark.parametrize(("attack", "knowledge", "message"), [
+    ("fgsm(eps=8)", '["grey-box"]', "knowledge must be"),
+    ("fgsm()", '["gray-box"]', "eps"),
+    ("fsgm(eps=8)", '["gray-box"]', "did you mean fgsm"),
+])
+def test_bad_attacks_name_the_file(tmp_path: Path, attack: str, knowledge: str, message: str) -> None:
+    path = write(tmp_path, attack=attack, knowledge=knowledge)
+    with pytest.raises(ProtocolError, match=message) as e:
+        parse_protocol(path)
+    assert str(path) in str(e.value)
+
+
+def test_malformed_files(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = ")
+    with pytest.raises(ProtocolError, match="not valid TOML"):
+        parse_protocol(bad)
+    with pytest.raises(ProtocolError, match="does not match the file name"):
+        parse_protocol(write(tmp_path, name="p").rename(tmp_path / "q.toml"))
+    p = write(tmp_path, name="r")
+    p.write_text(p.read_text().replace("n = 10\n", "n = 'ten'\n"))
+    with pytest.raises(ProtocolError, match="'n' must be int"):
+        parse_protocol(p)
+    with pytest.raises(ProtocolError, match="did you mean cifar10-smoke"):
+        load_protocol("cifar10-smoek")
+
+
+def test_defense_specs_and_views() -> None:
+    assert repr(build_defense("jpeg(quality=75)")) == "jpeg(quality=75)"
+    d = build_defense("ensemble(transforms=('jpeg(quality=20)', 'jpeg(quality=80)'), members=('a', 'b'), "
+                      "pairing='product')")
+    assert len(d.views()) == 4 and build_defense(repr(d)) == d
+    z = Defense(build_transform("slq()"), ("a", "b", "c"), vote="majority")
+    assert [m for _, m in z.views()] == ["a", "b", "c"] and z.randomized
+    with pytest.raises(ValueError, match="one transform per member"):
+        Defense((build_transform("jpeg(quality=20)"), build_transform("jpeg(quality=40)")), ("a", "b", "c"))
+    with pytest.raises(SpecError, match="did you mean"):
+        build_defense("ensembel()")
+
+
+def test_majority_vote_and_tie_break() -> None:
+    # three views, classes 0..2: votes 0, 1, 1 -> class 1 wins the majority despite view 0's huge logit
+    logits = jnp.array([[[9.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]], [[0.0, 1.0, 0.5]]])
+    assert int(jnp.argmax(combine(logits, "majority"), -1)[0]) == 1
+    assert int(jnp.argmax(combine(logits, "mean_logits"), -1)[0]) == 0
+    # a 1-1 tie between classes 0 and 2 is broken by the mean logits (class 2: (0 + 3) / 2 > (2 + 0) / 2)
+    tie = jnp.array([[[2.0, 0.0, 0.0]], [[0.0, 0.0, 3.0]]])
+    assert int(jnp.argmax(combine(tie, "majority"), -1)[0]) == 2
+    scores = np.asarray(combine(tie, "majority"))[0]
+    assert 0.0 < scores[2] - scores[0] < 0.5  # the tie-break term never outweighs a vote
