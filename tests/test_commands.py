@@ -76,14 +76,18 @@ def test_run_writes_results_and_leaderboard_then_check_passes(world, tmp_path: P
     assert "clean" in capsys.readouterr().out
 
 
-def test_submit_scores_a_new_defense_without_recording(world, tmp_path: Path, capsys) -> None:
-    f = tmp_path / "posterize.py"
-    f.write_text(GOOD.format(name="posterize_ok"))
+def test_submit_scores_the_readme_example_without_recording(world, tmp_path: Path, capsys) -> None:
+    example = Path(__file__).resolve().parents[1] / "examples" / "posterize.py"
     results = tmp_path / "results"
-    assert main(["submit", str(f), "--protocol", "tiny", "--results", str(results)]) == 0
+    assert main(["submit", str(example), "--protocol", "tiny", "--results", str(results)]) == 0
     out = capsys.readouterr().out
-    assert "posterize_ok()" in out and "contract checks passed" in out and "not recorded" in out
+    assert "posterize(levels=8)" in out or "posterize()" in out
+    assert "contract checks passed" in out and "not recorded" in out
     assert not results.exists()
+    f = tmp_path / "posterize2.py"
+    f.write_text(GOOD.format(name="posterize_ok"))
+    assert main(["submit", str(f), "--protocol", "tiny", "--results", str(results), "--record"]) == 0
+    assert len(list((results / "tiny").glob("*.json"))) == 1 and (tmp_path / "tiny.md").is_file()
 
 
 @pytest.mark.parametrize("check", ["range", "shape", "dtype", "deterministic"])

@@ -1,0 +1,103 @@
+"""Attack cost: a Foolbox PGD step vs a hand-written jitted PGD step, and protocol wall times.
+
+Run: ``python -m bench.perf.attack_cost [--batch 128] [--steps 20] [--arch resnet20]``.
+
+Both paths attack the same model (the zoo's ``resnet20`` when present, else a freshly
+initialised ResNet-20 of the same cost) with the same batch, eps and step count; the
+reference is one ``jax.jit``-compiled function per step (loss, gradient, sign step,
+projection, clipping). Printed: ms per step for each and the ratio Foolbox / jitted
+(goal <= 1.15x), then the wall time of every stored protocol result per defense.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+
+def _model_logits(arch: str):
+    from bench.zoo import ZooError, load_model
+
+    try:
+        return load_model(arch).logits_fn(), f"zoo {arch}"
+    except ZooError:
+        from bench.models import create_model, init_variables
+
+        model = create_model(arch)
+        variables = init_variables(model, jax.random.key(0), (32, 32, 3))
+        return (lambda x: model.apply(variables, x, train=False)), f"untrained {arch} (same cost)"
+
+
+def measure(batch: int, steps: int, arch: str, repeats: int = 3) -> dict[str, float]:
+    """ms per PGD step through Foolbox and through a hand-written jitted step."""
+    from attacks.specs import build_attack
+
+    logits, what = _model_logits(arch)
+    jitted_logits = jax.jit(logits)
+    x = jax.random.uniform(jax.random.key(1), (batch, 32, 32, 3))
+    y = jnp.argmax(jitted_logits(x), -1)
+    eps = 8 / 255
+    attack = build_attack(f"pgd(eps=8, steps={steps})")
+    alpha = attack.params()["rel_stepsize"] * eps
+
+    @jax.jit
+    def step(xa, x0, y):
+        g = jax.grad(lambda z: optax.softmax_cross_entropy_with_integer_labels(logits(z), y).mean())(xa)
+        xa = xa + alpha * jnp.sign(g)
+        return jnp.clip(jnp.clip(xa, x0 - eps, x0 + eps), 0.0, 1.0)
+
+    def hand():
+        xa = jnp.clip(x + jax.random.uniform(jax.random.key(2), x.shape, minval=-eps, maxval=eps), 0, 1)
+        for _ in range(steps):
+            xa = step(xa, x, y)
+        return jax.block_until_ready(xa)
+
+    def foolbox():
+        return jax.block_until_ready(attack.run(jitted_logits, x, y, jax.random.key(3)).x_adv)
+
+    out = {"what": what}
+    for name, fn in (("jitted", hand), ("foolbox", foolbox)):
+        fn()  # compile
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        out[name] = 1000.0 * min(times) / steps
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--arch", default="resnet20")
+    args = p.parse_args()
+    from tabulate import tabulate
+
+    print(f"device: {jax.devices()[0].platform}, {jax.local_device_count()} device(s)")
+    m = measure(args.batch, args.steps, args.arch)
+    print(f"PGD on {m['what']}, batch {args.batch}, {args.steps} steps (best of 3):")
+    print(tabulate([["hand-written jitted step", f"{m['jitted']:.1f}"], ["Foolbox LinfPGD step", f"{m['foolbox']:.1f}"]],
+                   ["path", "ms/step"], tablefmt="github"))
+    print(f"ratio foolbox / jitted: {m['foolbox'] / m['jitted']:.2f}x (goal <= 1.15x)")
+
+    from bench.results import load_results, protocols_with_results, results_root
+
+    rows = []
+    for proto in protocols_with_results(results_root()):
+        for r in load_results(results_root(), proto):
+            rows.append([proto, r["defense"]["spec"], f"{r['provenance']['wall_time_s'] / 60:.1f}",
+                         f"{r['cost']['defense_ms_per_image']:.3f}"])
+    if rows:
+        print("\nstored protocol runs (wall time includes crafting not found in the cache):")
+        print(tabulate(rows, ["protocol", "defense", "wall min", "defense ms/img"], tablefmt="github"))
+
+
+if __name__ == "__main__":
+    main()
