@@ -38,9 +38,9 @@ def test_bad_arguments_name_the_spec(spec: str) -> None:
         build_transform(spec)
 
 
-@pytest.mark.parametrize("spec", ["identity()", "jpeg()", "jpeg(quality=20, subsampling='4:4:4')",
+@pytest.mark.parametrize("spec", ["identity()", "jpeg(quality=75)", "jpeg(quality=20, subsampling='4:4:4')",
                                   "slq()", "slq(qualities=(30, 60), block=16)", "fd()",
-                                  "fd(preset='code', passes=2)", "jpeg(surrogate='cubic')"])
+                                  "fd(preset='code', passes=2)", "jpeg(quality=75, surrogate='cubic')"])
 def test_repr_is_the_canonical_spec(spec: str) -> None:
     t = build_transform(spec)
     assert build_transform(repr(t)) == t

@@ -140,3 +140,19 @@ def test_missing_transfer_source_is_skipped_not_fatal(world: dict[str, Path], mo
     r = Runner(p).run(build_defense("identity()"))
     assert [s["knowledge"] for s in r["skipped"]] == ["transfer"] and "resnet56" in r["skipped"][0]["reason"]
     assert [a["knowledge"] for a in r["attacks"]] == ["gray-box"]
+
+
+@pytest.mark.slow
+def test_smoke_protocol_on_real_data_with_the_zoo_model(real_data: Path, real_cache: Path) -> None:
+    from bench import build_defense, list_models, load_protocol
+    from bench.results import validate_result
+    from bench.runner import Runner
+
+    if "resnet20" not in list_models():
+        pytest.skip("the zoo has no resnet20 yet")
+    r = Runner(load_protocol("cifar10-smoke"), data=str(real_data)).run(build_defense("jpeg(quality=75)"))
+    validate_result(r, "smoke")
+    assert r["clean_accuracy"]["mean"] >= 0.8
+    gray = entry(r, "gray-box", "pgd(eps=8, steps=10)")["robust_accuracy"]["mean"]
+    adaptive = entry(r, "adaptive", "pgd(eps=8, steps=10)")["robust_accuracy"]["mean"]
+    assert adaptive <= gray + 0.05  # the adaptive attack is at least as strong as gray-box
