@@ -32,6 +32,7 @@ from tabulate import tabulate
 
 from bench.io import atomic_write_bytes
 from bench.results import KNOWLEDGE_LEVELS, load_results, protocols_with_results, results_root
+from bench.sanity import EXPLANATIONS, sanity_flags
 
 HEADLINE_EPS = 8.0
 _LEVEL_TITLES = {"gray-box": "Gray-box", "transfer": "Transfer", "adaptive": "Adaptive"}
@@ -204,6 +205,7 @@ def render(protocol: str, results: list[dict[str, Any]]) -> str:
                   "`shieldbench leaderboard`.", ""]
         return "\n".join(lines)
     ordered = _sorted(results)
+    flags_of = {r["defense"]["spec"]: sanity_flags(r) for r in ordered}
     lines += [*_protocol_lines(protocol, ordered), ""]
     if any(r["protocol"]["name"] != protocol for r in ordered):
         lines += [f"> **Warning:** some results name another protocol than {_code(protocol)}.", ""]
@@ -217,10 +219,15 @@ def render(protocol: str, results: list[dict[str, Any]]) -> str:
         rows.append([
             str(rank), _code(r["defense"]["spec"]), _acc(r["clean_accuracy"], rnd),
             *(_acc(None if worst[lv] is None else worst[lv]["robust_accuracy"], rnd) for lv in KNOWLEDGE_LEVELS),
-            _pct(h["eliminated"]), f"{h['defense_ms']:.2f}", _code(r["provenance"]["command"]),
+            _pct(h["eliminated"]), f"{h['defense_ms']:.2f}", " ".join(flags_of[r["defense"]["spec"]]) or _DASH,
+            _code(r["provenance"]["command"]),
         ])
-    headers = ["Rank", "Defense", "Clean", "Gray-box", "Transfer", "Adaptive", "Eliminated", "ms/img", "Command"]
+    headers = ["Rank", "Defense", "Clean", "Gray-box", "Transfer", "Adaptive", "Eliminated", "ms/img", "Flags",
+               "Command"]
     lines += [_table(rows, headers), "", _NOTES, ""]
+    raised = sorted({f for fl in flags_of.values() for f in fl})
+    lines += ["**Flags** (evaluation sanity checks, Carlini et al. 2019; see `bench/sanity.py`): " +
+              ("; ".join(f"`{f}`: {EXPLANATIONS[f]}" for f in raised) if raised else "none raised") + ".", ""]
     for level in KNOWLEDGE_LEVELS:
         if any(e["knowledge"] == level for r in ordered for e in r["attacks"]):
             lines += _detail(level, ordered)

@@ -221,8 +221,9 @@ def test_render_deterministic_and_sorted() -> None:
     rows = table_rows(text, "Rank")
     assert [(r[0], r[1]) for r in rows] == [("1", "`d()`"), ("2", "`b()`"), ("3", "`a()`"), ("3", "`e()`"),
                                             ("5", "`c()`")]
-    assert rows[0] == ["1", "`d()`", "90.0%", "20.0%", "—", "50.0%", "50.0%", "0.30",
+    assert rows[0] == ["1", "`d()`", "90.0%", "20.0%", "—", "50.0%", "50.0%", "0.30", "A>G",
                        "`shieldbench run --protocol cifar10-smoke --defense 'd()'`"]
+    assert rows[1][8] == "—" and "`A>G`: adaptive robust accuracy exceeds gray-box" in text
     assert "Protocol `cifar10-smoke` v1" in text and "cifar10/test, n = 200 images" in text
     assert "Warning" not in text
     assert "*minimum*" in text  # the column notes are there

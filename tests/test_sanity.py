@@ -1,0 +1,39 @@
+"""Evaluation sanity flags on hand-made results rows."""
+
+from __future__ import annotations
+
+from bench.sanity import sanity_flags
+
+
+def e(knowledge: str, attack: str, acc: float, eps: float, n: int = 1000) -> dict:
+    name = attack.split("(")[0]
+    return {"knowledge": knowledge, "attack": attack, "name": name, "norm": "linf", "eps": eps, "n": n,
+            "robust_accuracy": {"mean": acc}}
+
+
+def row(*entries: dict) -> dict:
+    return {"attacks": list(entries)}
+
+
+def test_no_flags_for_a_consistent_row() -> None:
+    r = row(e("gray-box", "pgd(eps=8, steps=20)", 0.5, 8), e("transfer", "pgd(eps=8, steps=20)", 0.6, 8),
+            e("adaptive", "pgd(eps=8, steps=50)", 0.1, 8), e("adaptive", "pgd(eps=8, steps=100)", 0.095, 8),
+            e("adaptive", "pgd(eps=255, steps=50)", 0.0, 255))
+    assert sanity_flags(r) == []
+
+
+def test_adaptive_above_gray_box_and_transfer() -> None:
+    r = row(e("gray-box", "pgd(eps=8, steps=20)", 0.2, 8), e("transfer", "fgsm(eps=8)", 0.3, 8),
+            e("adaptive", "pgd(eps=8, steps=50)", 0.4, 8))
+    assert sanity_flags(r) == ["A>G", "A>T"]
+    # within the noise margin: no flag
+    r = row(e("gray-box", "pgd(eps=8, steps=20)", 0.2, 8), e("adaptive", "pgd(eps=8, steps=50)", 0.21, 8))
+    assert sanity_flags(r) == []
+
+
+def test_unbounded_and_unconverged() -> None:
+    assert sanity_flags(row(e("adaptive", "pgd(eps=255, steps=50)", 0.3, 255))) == ["unbounded"]
+    r = row(e("adaptive", "pgd(eps=8, steps=25)", 0.40, 8, n=200), e("adaptive", "pgd(eps=8, steps=50)", 0.20, 8))
+    assert sanity_flags(r) == ["steps"]
+    r = row(e("adaptive", "pgd(eps=8, steps=25)", 0.22, 8, n=200), e("adaptive", "pgd(eps=8, steps=50)", 0.20, 8))
+    assert sanity_flags(r) == []  # 2 points on 200 images is noise (margin 2 x 2.9 points)
