@@ -1,0 +1,161 @@
+"""Leaderboard pictures, drawn from stored results (matplotlib, the optional ``plots`` extra).
+
+* ``robustness_curves``: robust accuracy vs Linf eps per defense, gray-box and adaptive side
+  by side (the shape of SHIELD's Fig. 4). At each eps the worst case over that level's Linf
+  attacks is plotted, as in the leaderboard's headline; eps 0 is clean accuracy.
+* ``tradeoff_scatter``: clean vs adaptive robust accuracy (Linf 8/255 headline), marker area
+  proportional to the defense's preprocessing cost.
+* ``gallery``: one test image: clean, its gray-box adversarial example, and each defense's
+  output of the adversarial image, each titled with the defended prediction.
+
+Run: ``python -m bench.plots [--protocol cifar10-standard]``; writes PNGs beside the
+leaderboard (``leaderboards/<protocol>-*.png``). Files are written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _plt():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError("pictures need matplotlib: pip install -e '.[plots]'") from None
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    from bench.io import atomic_write_bytes
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight", metadata={"Software": None})
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def curve(result: dict[str, Any], level: str) -> tuple[list[float], list[float]]:
+    """``(eps list, accuracy list)``: eps 0 = clean, then the worst case per Linf eps of ``level``."""
+    worst: dict[float, float] = {}
+    for e in result["attacks"]:
+        if e["knowledge"] == level and e["norm"] == "linf" and e["eps"] is not None and e["eps"] <= 16:
+            acc = e["robust_accuracy"]["mean"]
+            worst[e["eps"]] = min(acc, worst.get(e["eps"], 1.0))
+    eps = sorted(worst)
+    return [0.0, *eps], [result["clean_accuracy"]["mean"], *(worst[x] for x in eps)]
+
+
+def robustness_curves(results: Sequence[dict[str, Any]], path: Path, title: str = "") -> Path:
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    cmap = plt.get_cmap("tab20")
+    for ax, level in zip(axes, ("gray-box", "adaptive")):
+        for i, r in enumerate(results):
+            eps, acc = curve(r, level)
+            if len(eps) > 1:
+                ax.plot(eps, [100 * a for a in acc], marker="o", ms=3, color=cmap(i % 20), label=r["defense"]["spec"])
+        ax.set_title(f"{level}{' (BPDA + EOT)' if level == 'adaptive' else ''}")
+        ax.set_xlabel("Linf eps (/255)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy (%)")
+    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.suptitle(title or "robust accuracy vs Linf budget (worst case over attacks)")
+    path = _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def tradeoff_scatter(results: Sequence[dict[str, Any]], path: Path, title: str = "") -> Path:
+    from bench.leaderboard import headline
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for r in results:
+        h = headline(r)
+        if h["adaptive"] is None:
+            continue
+        size = 20 + 400 * min(1.0, h["defense_ms"] / 5.0)
+        ax.scatter(100 * h["clean"], 100 * h["adaptive"], s=size, alpha=0.6)
+        ax.annotate(r["defense"]["spec"], (100 * h["clean"], 100 * h["adaptive"]), fontsize=7,
+                    xytext=(4, 4), textcoords="offset points")
+    ax.set_xlabel("clean accuracy (%)")
+    ax.set_ylabel("adaptive robust accuracy at 8/255 (%)")
+    ax.grid(alpha=0.3)
+    ax.set_title(title or "clean vs adaptive robust accuracy (marker area: defense ms/img, capped at 5 ms)")
+    path = _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def gallery(specs: Sequence[str], path: Path, index: int = 0, attack: str = "pgd(eps=8, steps=20)",
+            data: str | None = None, seed: int = 0) -> Path:
+    """One test image (``index`` into the test split), its gray-box example, each defense's output."""
+    import jax
+    import jax.numpy as jnp
+
+    from attacks.specs import build_attack
+    from bench.data import load_dataset
+    from bench.defense import DefendedClassifier, build_defense
+    from bench.zoo import load_model
+
+    plt = _plt()
+    test = load_dataset("cifar10", "test", data=data)
+    x = jnp.asarray(test.as_float(np.array([index])))
+    y = jnp.asarray(test.labels[[index]])
+    base = load_model("resnet20")
+    x_adv = build_attack(attack).run(base.logits_fn(), x, y, jax.random.key(seed)).x_adv
+    names = test.classes
+    panels = [("clean", x, int(jnp.argmax(base.predict(x), -1)[0])),
+              (f"gray-box {attack}", x_adv, int(jnp.argmax(base.predict(x_adv), -1)[0]))]
+    key = jax.random.key(seed + 1)
+    for spec in specs:
+        d = build_defense(spec)
+        clf = DefendedClassifier(d, {m: load_model(m).logits_fn() for m in d.members})
+        shown = d.transforms[0](x_adv, key)
+        panels.append((spec, shown, int(clf.predict(x_adv, key)[0])))
+    cols = min(6, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.1 * cols, 2.4 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (label, img, pred) in zip(axes.flat, panels):
+        ax.imshow(np.clip(np.asarray(img[0]), 0, 1), interpolation="nearest")
+        ok = pred == int(y[0])
+        ax.set_title(f"{label}\n-> {names[pred]}", fontsize=7, color="green" if ok else "red")
+    fig.suptitle(f"test image {index} ({names[int(y[0])]}); green = correct prediction", fontsize=9)
+    path = _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def main() -> None:
+    from bench.results import load_results, results_root
+
+    p = argparse.ArgumentParser(description="Draw the leaderboard pictures from stored results.")
+    p.add_argument("--protocol", default="cifar10-standard")
+    p.add_argument("--results", help="results directory (default leaderboards/results)")
+    p.add_argument("--index", type=int, default=0, help="test image of the gallery")
+    p.add_argument("--data")
+    args = p.parse_args()
+    root = Path(args.results) if args.results else results_root()
+    results = load_results(root, args.protocol)
+    if not results:
+        raise SystemExit(f"no results for {args.protocol} in {root}")
+    out = root.parent
+    print(robustness_curves(results, out / f"{args.protocol}-curves.png"))
+    print(tradeoff_scatter(results, out / f"{args.protocol}-tradeoff.png"))
+    specs = [r["defense"]["spec"] for r in results if r["defense"]["spec"] != "identity()"]
+    print(gallery(specs, out / f"{args.protocol}-gallery.png", index=args.index, data=args.data))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""Leaderboard pictures from results of the tiny world (matplotlib is a test dependency)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("matplotlib")
+
+
+def test_curves_scatter_and_gallery(world, tmp_path: Path) -> None:
+    import dataclasses
+
+    from bench import build_defense, load_protocol
+    from bench.plots import curve, gallery, robustness_curves, tradeoff_scatter
+    from bench.protocol import AttackPlan
+    from bench.runner import Runner
+
+    p = dataclasses.replace(load_protocol("tiny"), attacks=(
+        AttackPlan("fgsm(eps=4)", ("gray-box",)), AttackPlan("fgsm(eps=8)", ("gray-box",)),
+        AttackPlan("pgd(eps=8, steps=2)", ("gray-box", "adaptive"))))
+    runner = Runner(p)
+    results = [runner.run(build_defense(s)) for s in ("identity()", "bitdepth(bits=3)")]
+    eps, acc = curve(results[0], "gray-box")
+    assert eps == [0.0, 4.0, 8.0] and acc[0] == results[0]["clean_accuracy"]["mean"]
+    assert acc[2] == min(e["robust_accuracy"]["mean"] for e in results[0]["attacks"]
+                         if e["knowledge"] == "gray-box" and e["eps"] == 8.0)
+    for path in (robustness_curves(results, tmp_path / "c.png"), tradeoff_scatter(results, tmp_path / "s.png"),
+                 gallery(["bitdepth(bits=3)", "jpeg(quality=50)"], tmp_path / "g.png", attack="pgd(eps=8, steps=2)")):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
