@@ -4,9 +4,13 @@ Foolbox 3.3.4 (Rauber et al., JOSS 2020) runs on JAX through eagerpy 0.30.0. Att
 named by spec strings (``pgd(eps=8, steps=40)``); Linf budgets are given in /255 in specs
 and reports and converted here. Two Foolbox behaviours are handled once, here:
 
-* success is read from Foolbox's success mask, never inferred from its output: for an
-  attack that fails (C&W notably) Foolbox may return arbitrary (e.g. all-zero) images, so
-  the returned adversarial batch keeps the clean image wherever the attack did not succeed;
+* success is read from Foolbox's success mask, never inferred from its output. For a
+  minimum-norm attack that fails (C&W notably) Foolbox may return arbitrary (e.g.
+  all-zero) images, so there the clean image is kept wherever the attack did not succeed.
+  A fixed-budget Linf attack's output is always a valid, in-budget perturbation and is
+  kept whether or not it fooled the *crafting* model: a transfer or gray-box example that
+  misses its source model may still fool the defended one, and dropping it would inflate
+  robust accuracy;
 * eagerpy's JAX backend draws random numbers (PGD's random start) from a hidden module-level
   key that is fixed at import; it is re-seeded from the caller's key before every run, so
   the same key gives the same examples and different jobs get different starts.
@@ -94,7 +98,7 @@ def run_attack(
         key: PRNG key for random starts.
 
     Returns:
-        The adversarial batch (clean where the attack failed) and the success mask.
+        The adversarial batch (see ``AttackOutput``) and the success mask.
     """
     attack, eps = foolbox_attack(name, params)
     model = fb.JAXModel(logits_fn, bounds=(0.0, 1.0))
@@ -104,7 +108,8 @@ def run_attack(
         _, clipped, success = attack(model, jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.int32), epsilons=eps)
     clipped = clipped.raw if isinstance(clipped, ep.Tensor) else clipped
     success = jnp.asarray(success.raw if isinstance(success, ep.Tensor) else success, bool)
-    x_adv = jnp.where(success[:, None, None, None], jnp.asarray(clipped, jnp.float32), x)
+    clipped = jnp.asarray(clipped, jnp.float32)
+    x_adv = clipped if eps is not None else jnp.where(success[:, None, None, None], clipped, x)
     return AttackOutput(x_adv=x_adv, success=success)
 
 

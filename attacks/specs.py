@@ -50,7 +50,8 @@ class Attack:
         """Crafts adversarial examples of ``x`` ``[B, H, W, C]`` against ``logits_fn``.
 
         Returns:
-            ``attacks.foolbox_adapter.AttackOutput`` (clean images where the attack failed).
+            ``attacks.foolbox_adapter.AttackOutput`` (Linf: the in-budget output; minimum
+            norm: clean images where the attack failed).
         """
         from attacks.foolbox_adapter import run_attack
 

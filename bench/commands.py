@@ -40,22 +40,35 @@ def _run_command(protocol: str, spec: str) -> str:
     return shlex.join(["shieldbench", "run", "--protocol", protocol, "--defense", spec])
 
 
-def _score(protocol_name: str, defenses, console, *, data=None, cache=True, command=None) -> list[dict]:
-    """Scores defenses (``Defense`` objects) with progress bars; returns their results."""
-    from bench.cache import AdversarialCache
+def _score(protocol_name: str, defenses, console, *, data=None, cache=None, command=None, extra=None,
+           on_result=None) -> list[dict]:
+    """Scores defenses (``Defense`` objects) with progress bars; returns their results.
+
+    Every member model is loaded before anything runs (a missing model fails fast), and
+    ``on_result`` is called as soon as each defense's result exists (so ``run`` saves it
+    then: a later failure loses nothing).
+    """
     from bench.protocol import load_protocol
     from bench.runner import Runner
+    from bench.zoo import load_model
 
     protocol = load_protocol(protocol_name)
+    for d in defenses:
+        for m in d.members:
+            load_model(m)
     out = []
     with _Bars(console) as bars:
-        runner = Runner(protocol, data=data, cache=AdversarialCache(enabled=cache), on_event=bars)
+        runner = Runner(protocol, data=data, cache=cache, on_event=bars)
         for d in defenses:
             runner.command = command(d) if command else _run_command(protocol.name, d.spec)
             bars.progress.console.log(f"scoring [bold]{d.spec}[/] under {protocol.name} v{protocol.version}")
             result = runner.run(d)
+            if extra:
+                result["provenance"].update(extra)
             for s in result["skipped"]:
                 bars.progress.console.log(f"[yellow]skipped {s['knowledge']}[/]: {s['reason']}")
+            if on_result:
+                on_result(result)
             out.append(result)
     return out
 
@@ -75,6 +88,13 @@ def _rows(results: list[dict], console) -> None:
                      pct(h["adaptive"]), pct(h["eliminated"]), f"{h['defense_ms']:.3f}"])
     console.print(tabulate(rows, ["defense", "clean", "gray-box", "transfer", "adaptive", "eliminated", "ms/img"],
                            tablefmt="github"))
+
+
+def _registered_names() -> set[str]:
+    from bench.defense import DEFENSES
+    from bench.transform import TRANSFORMS
+
+    return set(DEFENSES.names()) | set(TRANSFORMS.names())
 
 
 def _results_dir(args) -> Path:
@@ -100,10 +120,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     protocol = load_protocol(args.protocol)
     specs = args.defense or list(protocol.defenses)
     defenses = [build_defense(s) for s in specs]
-    results = _score(protocol.name, defenses, console, data=args.data, cache=not args.no_cache)
+    from bench.cache import AdversarialCache
+
     root = _results_dir(args)
-    for r in results:
-        console.print(f"wrote {save_result(root, r)}")
+    results = _score(protocol.name, defenses, console, data=args.data,
+                     cache=AdversarialCache(enabled=not args.no_cache),
+                     on_result=lambda r: console.print(f"wrote {save_result(root, r)}"))
     _render(root, console)
     _rows(results, console)
     return 0
@@ -112,17 +134,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     from bench.cli import _console
     from bench.results import save_result
-    from bench.submit import submission_defenses, validate_defense
+    from bench.submit import submission_defenses, submission_sha256, validate_defense
 
     console = _console()
     defenses = submission_defenses(args.file)
+    submission = {"submission": {"path": str(args.file), "sha256": submission_sha256(args.file)}}
     for d in defenses:
         validate_defense(d)
         console.print(f"[green]{d.spec}: contract checks passed[/] (shape, dtype, finite, range, deterministic, "
                       "jit, approx)")
-    results = _score(args.protocol, defenses, console, data=args.data,
+    results = _score(args.protocol, defenses, console, data=args.data, extra=submission,
                      command=lambda d: shlex.join(["shieldbench", "submit", str(args.file), "--protocol",
-                                                   args.protocol]))
+                                                   args.protocol, "--record"]))
     _rows(results, console)
     if args.record:
         root = _results_dir(args)
@@ -149,9 +172,27 @@ def cmd_check(args: argparse.Namespace) -> int:
             raise ValueError(f"no stored {args.protocol} results for {sorted(missing)}")
     if not stored:
         raise ValueError(f"no stored results for protocol {args.protocol!r} in {_results_dir(args)}")
-    fresh = _score(args.protocol, [build_defense(r["defense"]["spec"]) for r in stored], console, data=args.data,
-                   cache=args.cached, command=lambda d: next(r["provenance"]["command"] for r in stored
-                                                             if r["defense"]["spec"] == d.spec))
+    for r in stored:  # defenses that came from a submission file: load it again (it must be unchanged)
+        sub = r["provenance"].get("submission")
+        if sub and r["defense"]["spec"].split("(")[0] not in _registered_names():
+            from bench.submit import load_submission, submission_sha256
+
+            path = Path(sub["path"])
+            if not path.is_file():
+                raise ValueError(f"{r['defense']['spec']}: its submission file {path} is missing")
+            if submission_sha256(path) != sub["sha256"]:
+                console.print(f"[yellow]{path} changed since its results were recorded[/]")
+            load_submission(path)
+    import tempfile
+
+    from bench.cache import AdversarialCache
+
+    with tempfile.TemporaryDirectory(prefix="shieldbench-check-") as tmp:
+        # an honest re-run crafts every example again, once per protocol (not once per defense)
+        cache = AdversarialCache() if args.cached else AdversarialCache(Path(tmp))
+        fresh = _score(args.protocol, [build_defense(r["defense"]["spec"]) for r in stored], console,
+                       data=args.data, cache=cache,
+                       command=lambda d: next(r["provenance"]["command"] for r in stored if r["defense"]["spec"] == d.spec))
     changes = compare(stored, fresh, args.tolerance)
     if changes:
         console.print(f"[red]{len(changes)} number(s) moved by more than {args.tolerance}:[/]")

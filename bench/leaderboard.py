@@ -46,9 +46,14 @@ def _attack_order(entry: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def _worst(result: dict[str, Any], level: str) -> dict[str, Any] | None:
-    """The level's Linf eps = 8 entry with the lowest robust accuracy (ties: attack order)."""
+    """The level's Linf eps = 8 entry with the lowest robust accuracy (ties: attack order).
+
+    Only entries scored on the protocol's whole image set count (an attack run on a subset,
+    e.g. a sanity check, would put other images and more noise into the headline).
+    """
+    n = result["data"]["n"]
     candidates = [e for e in result["attacks"] if e["knowledge"] == level and e["norm"] == "linf"
-                  and e["eps"] is not None and abs(e["eps"] - HEADLINE_EPS) < 1e-9]
+                  and e["eps"] is not None and abs(e["eps"] - HEADLINE_EPS) < 1e-9 and e.get("n", n) == n]
     if not candidates:
         return None
     return min(candidates, key=lambda e: (e["robust_accuracy"]["mean"], _attack_order(e)))
@@ -131,9 +136,10 @@ def _protocol_lines(protocol: str, results: list[dict[str, Any]]) -> list[str]:
         return min(counts, key=lambda v: (-counts[v], repr(v)))
 
     protos = [(r["protocol"]["name"], r["protocol"]["version"], r["protocol"]["sha256"]) for r in results]
-    datas = [(r["data"]["dataset"], r["data"]["split"], r["data"]["n"], r["data"]["indices_sha256"]) for r in results]
+    datas = [(r["data"]["dataset"], r["data"]["split"], r["data"]["n"], r["data"]["indices_sha256"],
+              r["data"]["source_sha256"]) for r in results]
     _, version, sha = most_common(protos)
-    dataset, split, n, _ = most_common(datas)
+    dataset, split, n, _, _ = most_common(datas)
     draws = sorted({r["draws"] for r in results if r["defense"]["randomized"]})
     if draws:
         r_text = f"randomized defenses scored over R = {', '.join(map(str, draws))} independent draws"
@@ -146,8 +152,9 @@ def _protocol_lines(protocol: str, results: list[dict[str, Any]]) -> list[str]:
                          for (name, v, s), c in sorted(Counter(protos).items()))
         lines.append(f"> **Warning:** the results disagree on the protocol ({seen}); re-run the outdated rows.")
     if len(set(datas)) > 1:
-        seen = ", ".join(f"{d}/{sp} n = {k} (indices {h[:12] if h else _DASH}): {c} file{'s' if c > 1 else ''}"
-                         for (d, sp, k, h), c in sorted(Counter(datas).items(), key=lambda kv: repr(kv[0])))
+        seen = ", ".join(f"{d}/{sp} n = {k} (indices {h[:12] if h else _DASH}, source {src[:12]}): "
+                         f"{c} file{'s' if c > 1 else ''}"
+                         for (d, sp, k, h, src), c in sorted(Counter(datas).items(), key=lambda kv: repr(kv[0])))
         lines.append(f"> **Warning:** the results were scored on different images ({seen}).")
     return lines
 
@@ -155,8 +162,8 @@ def _protocol_lines(protocol: str, results: list[dict[str, Any]]) -> list[str]:
 _NOTES = """\
 Columns: **Clean** is the accuracy of the defended classifier on the clean images.
 **Gray-box**, **Transfer** and **Adaptive** are, for each knowledge level, the *minimum* over that
-level's Linf attacks at eps = 8/255 of the robust accuracy (worst case over attacks; "—" when the
-level has no such attack). Gray-box attacks are crafted on the bare base model, transfer attacks
+level's Linf attacks at eps = 8/255 on the whole image set of the robust accuracy (worst case over
+attacks; "—" when the level has no such attack). Gray-box attacks are crafted on the bare base model, transfer attacks
 on an independently trained source model, adaptive attacks on the whole defended pipeline (BPDA,
 EOT over K samples per step for randomized defenses). **Eliminated** is, for the gray-box attack
 that achieved the gray-box minimum, the fraction of the adversarial examples fooling the bare

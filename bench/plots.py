@@ -120,7 +120,8 @@ def gallery(specs: Sequence[str], path: Path, index: int = 0, attack: str = "pgd
     for spec in specs:
         d = build_defense(spec)
         clf = DefendedClassifier(d, {m: load_model(m).logits_fn() for m in d.members})
-        shown = d.transforms[0](x_adv, key)
+        view0, _ = d.views()[0]
+        shown = view0(x_adv, jax.random.fold_in(key, 0))  # exactly what the first view classified
         panels.append((spec, shown, int(clf.predict(x_adv, key)[0])))
     cols = min(6, len(panels))
     rows = -(-len(panels) // cols)

@@ -5,9 +5,10 @@ dataset split and the image index set (``n`` images drawn once with ``seed`` by
 ``bench.data.subset_indices``; the CIFAR-10 test split is class-ordered, so never "the first
 n"), the base and transfer-source models, the attacks and the knowledge levels each runs
 at, the number R of scoring draws for randomized defenses, the EOT sample count K, and the
-L2 threshold at which minimum-norm attacks are scored. An attack may use only the first
-``n`` images of the index set (stated in results and on the leaderboard) when it is too slow
-for all of them.
+L2 threshold at which minimum-norm attacks are scored. An attack may use only a fixed random
+subset of ``n`` images of the index set (drawn with ``seed + 1``; subsets of different sizes
+are nested; stated in results and on the leaderboard) when it is too slow for all of them.
+Unknown keys are errors (a typo must not silently change a protocol).
 
 Files: ``bench/protocols/<name>.toml``; ``$SHIELDBENCH_PROTOCOLS`` (``os.pathsep``-separated
 directories) is searched first.
@@ -23,6 +24,8 @@ import tomllib
 from pathlib import Path
 
 KNOWLEDGE = ("gray-box", "transfer", "adaptive")
+_TOP_KEYS = {"name", "version", "description", "dataset", "split", "n", "seed", "base", "source", "draws", "eot",
+             "batch_size", "l2_threshold", "defenses", "attack"}
 PROTOCOL_DIR = Path(__file__).resolve().parent / "protocols"
 
 
@@ -37,7 +40,7 @@ class AttackPlan:
     Attributes:
         spec: attack spec, e.g. ``"pgd(eps=8, steps=20)"``.
         knowledge: the knowledge levels it runs at.
-        n: use only the first ``n`` images of the protocol's index set (``None``: all).
+        n: use only a fixed random subset of ``n`` images of the index set (``None``: all).
     """
 
     spec: str
@@ -106,10 +109,16 @@ def parse_protocol(path: Path) -> Protocol:
         t = tomllib.loads(raw.decode())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ProtocolError(f"{where}: not valid TOML ({e})") from None
+    unknown = sorted(set(t) - _TOP_KEYS)
+    if unknown:
+        raise ProtocolError(f"{where}: unknown key(s) {unknown} (known: {sorted(_TOP_KEYS)})")
     n = _require(t, "n", int, where)
     plans = []
     for i, a in enumerate(t.get("attack", [])):
         w = f"{where}: attack[{i}]"
+        if not isinstance(a, dict) or set(a) - {"spec", "knowledge", "n"}:
+            raise ProtocolError(f"{w}: unknown key(s) {sorted(set(a) - {'spec', 'knowledge', 'n'})} "
+                                "(known: spec, knowledge, n)")
         spec = _require(a, "spec", str, w)
         try:
             build_attack(spec)
@@ -149,6 +158,15 @@ def parse_protocol(path: Path) -> Protocol:
     for key in ("n", "draws", "eot", "batch_size"):
         if getattr(p, key) < 1:
             raise ProtocolError(f"{where}: {key} must be >= 1, got {getattr(p, key)}")
+    if p.l2_threshold <= 0:
+        raise ProtocolError(f"{where}: l2_threshold must be > 0, got {p.l2_threshold}")
+    from bench.defense import build_defense
+
+    for spec in p.defenses:
+        try:
+            build_defense(spec)
+        except (SpecError, TypeError) as e:
+            raise ProtocolError(f"{where}: defenses: {e}") from None
     return p
 
 

@@ -10,17 +10,24 @@ Knowledge levels (what the attacker knows):
   with fresh randomness (keys the attacker never saw).
 
 "Attack once, defend many": gray-box and transfer examples do not depend on the defense and
-are cached per batch (``bench.cache``) under a key of crafting-model hash, attack spec,
-image indices, seed and package versions; adaptive examples are cached under the defense
-spec too. An interrupted run therefore resumes at the batch it stopped at.
+are cached per batch (``bench.cache``) under a key of crafting-model hash, attack spec and
+parameters, data source checksum, image indices, seed, package versions and a hash of the
+attack code; adaptive examples are keyed by the defense too: its views (transform specs and
+member hashes), EOT count and a hash of the defense code (the ``defenses`` package, the
+transform and defense modules, and any transform class defined elsewhere, e.g. a
+submission file). An interrupted run therefore resumes at the batch it stopped at, and a
+code change never reuses stale examples. Adaptive attacks craft in batches of
+``batch_size // (K * views)`` images so that EOT does not multiply memory.
 
 Metrics (each defined here once):
 
 * clean accuracy: defended classifier on the clean images, mean and std over R draws
   (R = the protocol's ``draws`` for randomized defenses, else 1);
-* robust accuracy: defended classifier on the attacked images (a failed attack leaves the
-  clean image); minimum-norm attacks (DeepFool, C&W) count an example as attacked only if
-  its L2 norm is <= the protocol's ``l2_threshold``;
+* robust accuracy: defended classifier on the attacked images. A fixed-budget Linf attack's
+  output is used whether or not it fooled the crafting model (it is a valid in-budget
+  attack on the defense either way); minimum-norm attacks (DeepFool, C&W) count an example
+  as attacked only if it succeeded on the crafting model with L2 <= the protocol's
+  ``l2_threshold`` (otherwise the clean image is scored);
 * attack success: Foolbox's success rate on the crafting model (or defended pipeline);
 * eliminated: among images the bare base model classifies correctly when clean and wrongly
   when attacked, the fraction the defended classifier gets right (gray-box and transfer);
@@ -34,8 +41,10 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import inspect
 import itertools
 import time
+from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -77,6 +86,19 @@ def _stats(per_draw: np.ndarray) -> dict[str, Any]:
     return {"mean": float(np.mean(draws)), "std": float(np.std(draws)), "draws": draws}
 
 
+_ROOT = Path(__file__).resolve().parents[1]
+
+
+def code_sha256(paths: list[Path]) -> str:
+    """sha256 over the contents of ``paths`` (files, or directories' ``*.py`` files), sorted."""
+    files = sorted({f for p in paths for f in ([p] if p.is_file() else p.rglob("*.py"))})
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
 def _place(x: np.ndarray) -> jax.Array:
     """Puts a batch on all local devices, sharded along the batch axis when it divides evenly."""
     n = jax.local_device_count()
@@ -112,6 +134,7 @@ class Runner:
         self.data_info = {"dataset": protocol.dataset, "split": protocol.split, "n": int(protocol.n),
                           "indices_sha256": _sha(self.indices.astype(np.int64)),
                           "source_sha256": ds.source_sha256}
+        self.attack_code = code_sha256([_ROOT / "attacks"])
         self.root = jax.random.key(protocol.seed)
         self._models: dict[str, ZooModel] = {}
         self._jitted: dict[str, Callable] = {}
@@ -133,9 +156,15 @@ class Runner:
             return np.arange(self.protocol.n)
         return subset_indices(self.protocol.n, plan.n, self.protocol.seed + 1)
 
-    def _batches(self, pos: np.ndarray) -> list[np.ndarray]:
-        b = self.protocol.batch_size
+    def _batches(self, pos: np.ndarray, size: int | None = None) -> list[np.ndarray]:
+        b = size or self.protocol.batch_size
         return [pos[i : i + b] for i in range(0, len(pos), b)]
+
+    def base_correct(self, name: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Bool ``[N]``: the bare model ``name`` classifies ``x`` correctly (batched)."""
+        fn, b = self._logits(name), self.protocol.batch_size
+        return np.concatenate([np.asarray(jnp.argmax(fn(jnp.asarray(x[i : i + b])), -1)) == y[i : i + b]
+                               for i in range(0, len(x), b)])
 
     def _versions(self) -> dict[str, str]:
         from bench import versions
@@ -143,23 +172,26 @@ class Runner:
         return versions()
 
     def craft(self, stage: str, attack: Attack, pos: np.ndarray, logits_for_batch: Callable[[int], Callable],
-              key_parts: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, float]:
+              key_parts: dict[str, Any], batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray, float]:
         """Crafts (or reads from the cache) adversarial examples of the images at ``pos``.
 
         Args:
             logits_for_batch: batch number -> the ``x -> logits`` function Foolbox attacks.
             key_parts: what the examples depend on besides the batch (cache key).
+            batch_size: images per Foolbox call (default: the protocol's).
 
         Returns:
             ``(x_adv [N, H, W, C], success [N], seconds)``; seconds include cached batches'
             recorded crafting times.
         """
-        batches = self._batches(pos)
+        batches = self._batches(pos, batch_size)
         akey = jax.random.fold_in(self.root, _stable_int(f"attack|{stage}|{attack!r}"))
         xs, ss, seconds = [], [], 0.0
         self.emit(RunEvent(stage, 0, len(batches)))
         for b, sel in enumerate(batches):
-            key = {**key_parts, "attack": repr(attack), "seed": self.protocol.seed, "versions": self._versions(),
+            key = {**key_parts, "attack": repr(attack), "attack_params": attack.params(), "seed": self.protocol.seed,
+                   "versions": self._versions(), "attack_code": self.attack_code,
+                   "data": [self.data_info["dataset"], self.data_info["split"], self.data_info["source_sha256"]],
                    "indices_sha256": _sha(self.indices[sel].astype(np.int64)), "batch": b}
             entry = self.cache.get(key, len(sel))
             if entry is None:
@@ -214,10 +246,9 @@ class Runner:
         p = self.protocol
         t_start = time.perf_counter()
         clf = DefendedClassifier(defense, {m: self.model(m).logits_fn() for m in defense.members})
-        base = self._logits(p.base)
         draws = p.draws if defense.randomized else 1
         clean = self.correct(clf.predict, self.x, self.y, draws, "clean")
-        base_clean = np.asarray(jnp.argmax(base(jnp.asarray(self.x)), -1)) == self.y
+        base_clean = self.base_correct(p.base, self.x, self.y)
         entries, skipped = [], []
         models = {m: self.model(m).card["weights_sha256"] for m in {p.base, *defense.members}}
         for level in ("gray-box", "transfer", "adaptive"):
@@ -231,7 +262,7 @@ class Runner:
                     skipped.append({"knowledge": level, "reason": str(e)})
                     continue
             for plan in plans:
-                entries.append(self._attack_entry(level, plan, defense, clf, draws, base, base_clean))
+                entries.append(self._attack_entry(level, plan, defense, clf, draws, base_clean))
         return {
             "schema": SCHEMA_VERSION,
             "protocol": {"name": p.name, "version": p.version, "sha256": p.sha256},
@@ -251,8 +282,16 @@ class Runner:
                            "command": self.command},
         }
 
+    def _defense_code(self, defense: Defense) -> str:
+        files = [_ROOT / "defenses", _ROOT / "bench" / "defense.py", _ROOT / "bench" / "transform.py"]
+        for t in defense.transforms:
+            src = inspect.getsourcefile(type(t))
+            if src:
+                files.append(Path(src))
+        return code_sha256(files)
+
     def _attack_entry(self, level: str, plan: AttackPlan, defense: Defense, clf: DefendedClassifier, draws: int,
-                      base: Callable, base_clean: np.ndarray) -> dict[str, Any]:
+                      base_clean: np.ndarray) -> dict[str, Any]:
         p = self.protocol
         attack = build_attack(plan.spec)
         pos = self.positions(plan)
@@ -260,7 +299,10 @@ class Runner:
         eot = p.eot if (level == "adaptive" and defense.randomized) else 1
         if level == "adaptive":
             members = {m: self.model(m).card["weights_sha256"] for m in defense.members}
-            parts = {"knowledge": level, "defense": defense.spec, "members": members, "eot": eot}
+            views = [[repr(t), m, members[m]] for t, m in defense.views()]
+            parts = {"knowledge": level, "defense": defense.spec, "views": views, "vote": defense.vote, "eot": eot,
+                     "defense_code": self._defense_code(defense)}
+            craft_batch = max(1, p.batch_size // (eot * len(views)))
             source = defense.spec
             ekey = jax.random.fold_in(self.root, _stable_int(f"eot|{defense.spec}|{attack!r}"))
 
@@ -272,11 +314,12 @@ class Runner:
             source = p.base if level == "gray-box" else p.source
             parts = {"knowledge": level, "model": source, "model_sha256": self.model(source).card["weights_sha256"]}
             fn = self._logits(source)
+            craft_batch = None
 
             def logits_for_batch(b: int) -> Callable:
                 return fn
 
-        x_adv, success, seconds = self.craft(stage, attack, pos, logits_for_batch, parts)
+        x_adv, success, seconds = self.craft(stage, attack, pos, logits_for_batch, parts, craft_batch)
         x, y = self.x[pos], self.y[pos]
         delta = (x_adv - x).reshape(len(pos), -1)
         l2 = np.linalg.norm(delta, axis=1)
@@ -288,7 +331,7 @@ class Runner:
         correct = self.correct(clf.predict, x_adv, y, draws, f"{level}|{attack!r}")
         eliminated = None
         if level != "adaptive":
-            fooled = base_clean[pos] & (np.asarray(jnp.argmax(base(jnp.asarray(x_adv)), -1)) != y)
+            fooled = base_clean[pos] & ~self.base_correct(p.base, x_adv, y)
             if fooled.any():
                 eliminated = float(np.mean(correct[:, fooled]))
         pert = None

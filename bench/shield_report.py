@@ -102,8 +102,10 @@ def table1(results: list[dict]) -> tuple[str, str]:
     others = [r for r in results if r["defense"]["spec"] not in ("shield()", "shield_mq()", "shield_mxq()")
               and not r["defense"]["spec"].startswith("vaccinated")]
     ok = None
-    if shield is not None and others:
-        ok = all((_acc(shield, a) or 0) >= max((_acc(o, a) or 0) for o in others) for a in TABLE1)
+    compared = [(a, _acc(shield, a), [v for o in others if (v := _acc(o, a)) is not None]) for a in TABLE1]
+    compared = [(a, s, vs) for a, s, vs in compared if s is not None and vs]  # skip attacks not run
+    if compared:
+        ok = all(s >= max(vs) for _, s, vs in compared)
     text = _verdict(ok, "Agrees with the paper: shield() is the most accurate defense against every attack of the table.",
                     "Disagrees in part with the paper: against at least one attack of the table a single-model "
                     "defense is more accurate than shield().")

@@ -8,8 +8,12 @@ returns the specs it registered; ``validate_defense`` checks every transform of 
 first failed check:
 
 ``runs``, ``shape``, ``dtype`` (float32), ``finite``, ``range`` ([0, 1]),
-``deterministic`` (same key -> same output), ``jit`` (jit-able, and equal to the eager
-output), ``approx`` (the BPDA surrogate keeps the shape and has a finite gradient).
+``deterministic`` (same key -> same output), ``randomized`` (a transform that does not
+declare ``randomized = True`` must ignore its key: otherwise it would be scored with one
+draw and attacked without EOT), ``jit`` (jit-able, and equal to the eager output),
+``approx`` (the BPDA surrogate keeps the shape and has a finite, non-zero gradient: a
+surrogate built on ``jnp.round`` passes no gradient and would make the adaptive attack a
+no-op).
 """
 
 from __future__ import annotations
@@ -96,6 +100,9 @@ def validate_transform(t: Transform, shape: tuple[int, int, int, int] = (4, 32, 
         raise ContractError(spec, "range", f"output spans [{y.min():.4g}, {y.max():.4g}], expected within [0, 1]")
     if not np.array_equal(np.asarray(t(x, key)), y):
         raise ContractError(spec, "deterministic", "two calls with the same key gave different outputs")
+    if not t.randomized and not np.array_equal(np.asarray(t(x, jax.random.key(8))), y):
+        raise ContractError(spec, "randomized", "the output depends on the key but the class does not set "
+                                                "`randomized = True`")
     try:
         yj = np.asarray(jax.jit(t)(x, key))
     except Exception as e:
@@ -108,6 +115,9 @@ def validate_transform(t: Transform, shape: tuple[int, int, int, int] = (4, 32, 
         raise ContractError(spec, "approx", f"BPDA gradient failed: {type(e).__name__}: {e}") from None
     if g.shape != x.shape or not np.all(np.isfinite(np.asarray(g))):
         raise ContractError(spec, "approx", "the surrogate's gradient is not finite or has the wrong shape")
+    if not np.any(np.asarray(g)):
+        raise ContractError(spec, "approx", "the surrogate's gradient is zero everywhere (e.g. it uses jnp.round); "
+                                            "the adaptive attack could not move")
 
 
 def validate_defense(defense: Defense) -> None:
@@ -118,6 +128,13 @@ def validate_defense(defense: Defense) -> None:
         validate_transform(t)
     for m in defense.members:
         load_model(m)
+
+
+def submission_sha256(path: str | Path) -> str:
+    """sha256 of a submission file (recorded with its results)."""
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def submission_defenses(path: str | Path) -> list[Defense]:

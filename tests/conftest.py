@@ -17,6 +17,19 @@ from bench.data import CIFAR10_CLASSES, default_data_dir
 REAL_DATA = default_data_dir() / "cifar10-jpeg.tar.gz"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """A persistent XLA compilation cache for the test session only: the runner tests build
+    the same models, attacks and defenses in many small jitted closures, and re-tracing them
+    is cheap while re-compiling is not. (Test-only global config; the library sets none.)"""
+    import tempfile
+
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="shieldbench-xla-"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own cache directory, except for the decoded real data (shared)."""

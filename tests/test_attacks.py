@@ -48,11 +48,13 @@ def test_minimum_norm_attacks(spec: str, batch) -> None:
     assert float(out.success.mean()) > 0.5
 
 
-def test_failed_attack_keeps_the_clean_image(batch) -> None:
+def test_failed_linf_attack_keeps_its_in_budget_output(batch) -> None:
+    # an example that misses the crafting model is still a valid attack on another model
     x, y = batch
     out = build_attack("fgsm(eps=0.001)").run(linear_model(), x, y, jax.random.key(0))
     failed = ~np.asarray(out.success)
-    assert failed.any() and np.array_equal(np.asarray(out.x_adv)[failed], np.asarray(x)[failed])
+    delta = np.abs(np.asarray(out.x_adv) - np.asarray(x))[failed]
+    assert failed.any() and delta.max() > 0 and delta.max() <= 0.001 / 255 + 1e-7
 
 
 def test_random_start_follows_the_key(batch) -> None:

@@ -32,6 +32,8 @@ GOOD = textwrap.dedent('''
 ''')
 
 BROKEN_BODY = {
+    "randomized": "return jnp.clip(x + 0.01 * jax.random.uniform(key, x.shape), 0, 1)",
+    "approx": "return x",
     "range": "return x * 2.0",
     "shape": "return x[:, ::2]",
     "dtype": "return x.astype(jnp.float16)",
@@ -42,7 +44,9 @@ BROKEN_BODY = {
 def broken(name: str, check: str) -> str:
     src = GOOD.format(name=name).replace(
         "del key\n        return jnp.round(x * (self.levels - 1)) / (self.levels - 1)",
-        "del key\n        " + BROKEN_BODY[check].replace("\n            ", "\n        "))
+        ("" if check == "randomized" else "del key\n        ") + BROKEN_BODY[check].replace("\n            ", "\n        "))
+    if check == "approx":  # a surrogate built on jnp.round passes no gradient
+        src += "\n    def approx(self, x, key):\n        return jnp.round(x * 7) / 7\n"
     if check == "deterministic":
         src = src.replace("del key\n        import numpy as np\n        return x + np.random.rand() * 0",
                           "return jnp.clip(x + 0.01 * jax.random.uniform(jax.random.key(int(1e6 * __import__('time').time()) % 1000), x.shape), 0, 1)")
@@ -90,7 +94,7 @@ def test_submit_scores_the_readme_example_without_recording(world, tmp_path: Pat
     assert len(list((results / "tiny").glob("*.json"))) == 1 and (tmp_path / "tiny.md").is_file()
 
 
-@pytest.mark.parametrize("check", ["range", "shape", "dtype", "deterministic"])
+@pytest.mark.parametrize("check", ["range", "shape", "dtype", "deterministic", "randomized", "approx"])
 def test_submit_rejects_a_broken_defense_naming_the_check(world, tmp_path: Path, capsys, check: str) -> None:
     f = tmp_path / f"broken_{check}.py"
     f.write_text(broken(f"broken_{check}", check))

@@ -75,6 +75,14 @@ def test_malformed_files(tmp_path: Path) -> None:
         parse_protocol(p)
     with pytest.raises(ProtocolError, match="did you mean cifar10-smoke"):
         load_protocol("cifar10-smoek")
+    for old, new, message in (("seed = 0\n", "seed = 0\nsed = 1\n", "unknown key"),
+                              ("l2_threshold = 0.5", "l2_threshold = 0", "l2_threshold must be > 0"),
+                              ('["identity()"]', '["identiy()"]', "did you mean identity"),
+                              ('knowledge = ["gray-box"]', 'knowledge = ["gray-box"]\nm = 3', "unknown key")):
+        p = write(tmp_path, name="s")
+        p.write_text(p.read_text().replace(old, new))
+        with pytest.raises(ProtocolError, match=message):
+            parse_protocol(p)
 
 
 def test_defense_specs_and_views() -> None:
