@@ -3,4 +3,4 @@
 Each module holds one component and cites its paper; see DESIGN.md §2 for the protocol.
 """
 
-from defenses import bitdepth, fd, jpeg, median, quilting, shield, slq, tvd  # noqa: F401
+from defenses import bitdepth, fd, jpeg, median, quilting, shield, slq, tvd, tvm  # noqa: F401

@@ -123,3 +123,12 @@ def test_list_and_unknown_specs(world, capsys) -> None:
     assert "did you mean jpeg" in capsys.readouterr().err
     assert main(["run", "--protocol", "tiyn"]) == 2
     assert "did you mean tiny" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("spec", ["identity()", "jpeg(quality=50)", "slq()", "fd()", "median(size=3)",
+                                  "bitdepth(bits=4)", "tvd(weight=0.05, iters=5)", "tvm(iters=5)"])
+def test_builtin_transforms_meet_the_submission_contract(spec: str) -> None:
+    from bench import build_transform
+    from bench.submit import validate_transform
+
+    validate_transform(build_transform(spec))
