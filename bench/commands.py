@@ -50,15 +50,13 @@ def _score(protocol_name: str, defenses, console, *, data=None, cache=None, comm
     """
     from bench.protocol import load_protocol
     from bench.runner import Runner
-    from bench.zoo import load_model
 
     protocol = load_protocol(protocol_name)
-    for d in defenses:
-        for m in d.members:
-            load_model(m)
     out = []
     with _Bars(console) as bars:
         runner = Runner(protocol, data=data, cache=cache, on_event=bars)
+        for m in {m for d in defenses for m in d.members}:
+            runner.model(m)  # loaded (and kept) before anything is scored
         for d in defenses:
             runner.command = command(d) if command else _run_command(protocol.name, d.spec)
             bars.progress.console.log(f"scoring [bold]{d.spec}[/] under {protocol.name} v{protocol.version}")
@@ -74,20 +72,10 @@ def _score(protocol_name: str, defenses, console, *, data=None, cache=None, comm
 
 
 def _rows(results: list[dict], console) -> None:
-    from tabulate import tabulate
+    """Prints the results' leaderboard rows (the same table as the leaderboard page)."""
+    from bench.leaderboard import headline_table
 
-    from bench.leaderboard import headline
-
-    def pct(v):
-        return "—" if v is None else f"{100 * v:.1f}%"
-
-    rows = []
-    for r in results:
-        h = headline(r)
-        rows.append([r["defense"]["spec"], pct(h["clean"]), pct(h["gray-box"]), pct(h["transfer"]),
-                     pct(h["adaptive"]), pct(h["eliminated"]), f"{h['defense_ms']:.3f}"])
-    console.print(tabulate(rows, ["defense", "clean", "gray-box", "transfer", "adaptive", "eliminated", "ms/img"],
-                           tablefmt="github"))
+    console.print(headline_table(results), markup=False)
 
 
 def _registered_names() -> set[str]:
@@ -111,6 +99,7 @@ def _render(root: Path, console) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from bench.cache import AdversarialCache
     from bench.cli import _console
     from bench.defense import build_defense
     from bench.protocol import load_protocol
@@ -120,8 +109,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     protocol = load_protocol(args.protocol)
     specs = args.defense or list(protocol.defenses)
     defenses = [build_defense(s) for s in specs]
-    from bench.cache import AdversarialCache
-
     root = _results_dir(args)
     results = _score(protocol.name, defenses, console, data=args.data,
                      cache=AdversarialCache(enabled=not args.no_cache),
@@ -134,15 +121,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     from bench.cli import _console
     from bench.results import save_result
-    from bench.submit import submission_defenses, submission_sha256, validate_defense
+    from bench.submit import CHECKS, submission_defenses, submission_sha256, validate_defense
 
     console = _console()
     defenses = submission_defenses(args.file)
     submission = {"submission": {"path": str(args.file), "sha256": submission_sha256(args.file)}}
     for d in defenses:
         validate_defense(d)
-        console.print(f"[green]{d.spec}: contract checks passed[/] (shape, dtype, finite, range, deterministic, "
-                      "jit, approx)")
+        console.print(f"[green]{d.spec}: contract checks passed[/] ({', '.join(CHECKS)})")
     results = _score(args.protocol, defenses, console, data=args.data, extra=submission,
                      command=lambda d: shlex.join(["shieldbench", "submit", str(args.file), "--protocol",
                                                    args.protocol, "--record"]))
@@ -187,12 +173,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     from bench.cache import AdversarialCache
 
+    commands = {r["defense"]["spec"]: r["provenance"]["command"] for r in stored}
     with tempfile.TemporaryDirectory(prefix="shieldbench-check-") as tmp:
         # an honest re-run crafts every example again, once per protocol (not once per defense)
         cache = AdversarialCache() if args.cached else AdversarialCache(Path(tmp))
-        fresh = _score(args.protocol, [build_defense(r["defense"]["spec"]) for r in stored], console,
-                       data=args.data, cache=cache,
-                       command=lambda d: next(r["provenance"]["command"] for r in stored if r["defense"]["spec"] == d.spec))
+        fresh = _score(args.protocol, [build_defense(spec) for spec in commands], console, data=args.data,
+                       cache=cache, command=lambda d: commands[d.spec])
     changes = compare(stored, fresh, args.tolerance)
     if changes:
         console.print(f"[red]{len(changes)} number(s) moved by more than {args.tolerance}:[/]")

@@ -34,7 +34,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from bench.registry import Registry, SpecError, format_spec, parse_spec
+from bench.registry import Registry, SpecError, format_spec, parse_spec, unknown_name
 from bench.transform import TRANSFORMS, Images, Transform, bpda, build_transform
 
 BASE_MODEL = "resnet20"
@@ -170,12 +170,7 @@ def build_defense(spec: str) -> Defense:
         return dataclasses.replace(defense, spec=canonical)
     if name in TRANSFORMS.names():
         return Defense(build_transform(spec))
-    known = sorted(set(DEFENSES.names()) | set(TRANSFORMS.names()))
-    import difflib
-
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise SpecError(f"unknown defense {name!r}{hint} (known: {', '.join(known)})")
+    raise SpecError(unknown_name("defense", name, set(DEFENSES.names()) | set(TRANSFORMS.names())))
 
 
 def combine(view_logits: jax.Array, vote: str) -> jax.Array:

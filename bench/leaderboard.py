@@ -45,15 +45,15 @@ def _attack_order(entry: dict[str, Any]) -> tuple[Any, ...]:
     return (entry["name"], eps is None, eps if eps is not None else 0.0, entry["attack"])
 
 
-def _worst(result: dict[str, Any], level: str) -> dict[str, Any] | None:
-    """The level's Linf eps = 8 entry with the lowest robust accuracy (ties: attack order).
+def worst_entry(result: dict[str, Any], level: str, eps: float = HEADLINE_EPS) -> dict[str, Any] | None:
+    """The level's Linf entry at ``eps`` with the lowest robust accuracy (ties: attack order).
 
     Only entries scored on the protocol's whole image set count (an attack run on a subset,
     e.g. a sanity check, would put other images and more noise into the headline).
     """
     n = result["data"]["n"]
     candidates = [e for e in result["attacks"] if e["knowledge"] == level and e["norm"] == "linf"
-                  and e["eps"] is not None and abs(e["eps"] - HEADLINE_EPS) < 1e-9 and e.get("n", n) == n]
+                  and e["eps"] is not None and abs(e["eps"] - eps) < 1e-9 and e.get("n", n) == n]
     if not candidates:
         return None
     return min(candidates, key=lambda e: (e["robust_accuracy"]["mean"], _attack_order(e)))
@@ -68,9 +68,9 @@ def headline(result: dict[str, Any]) -> dict[str, float | None]:
     """
     out: dict[str, float | None] = {"clean": result["clean_accuracy"]["mean"]}
     for level in KNOWLEDGE_LEVELS:
-        worst = _worst(result, level)
+        worst = worst_entry(result, level)
         out[level] = None if worst is None else worst["robust_accuracy"]["mean"]
-    gray = _worst(result, "gray-box")
+    gray = worst_entry(result, "gray-box")
     out["eliminated"] = None if gray is None else gray["eliminated"]
     out["defense_ms"] = result["cost"]["defense_ms_per_image"]
     return out
@@ -87,7 +87,8 @@ def _sorted(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------------- formatting
-def _pct(value: float | None) -> str:
+def format_pct(value: float | None) -> str:
+    """``0.845 -> "84.5%"``; ``None -> "—"``."""
     return _DASH if value is None else f"{100.0 * value:.1f}%"
 
 
@@ -97,7 +98,7 @@ def _acc(stats: dict[str, Any] | None, randomized: bool) -> str:
         return _DASH
     if randomized:
         return f"{100.0 * stats['mean']:.1f} ± {100.0 * stats['std']:.1f}%"
-    return _pct(stats["mean"])
+    return format_pct(stats["mean"])
 
 
 def _code(text: str) -> str:
@@ -197,6 +198,34 @@ def _detail(level: str, ordered: list[dict[str, Any]]) -> list[str]:
     return [f"## {_LEVEL_TITLES[level]} attacks", "", note, "", _table(rows, headers), ""]
 
 
+def headline_table(results: list[dict[str, Any]], flags_of: dict[str, list[str]] | None = None) -> str:
+    """The ranked headline table (one row per defense), as on the leaderboard page.
+
+    Args:
+        results: results dicts, in any order.
+        flags_of: spec -> sanity flags (computed when not given).
+    """
+    ordered = _sorted(results)
+    if flags_of is None:
+        flags_of = {r["defense"]["spec"]: sanity_flags(r) for r in ordered}
+    rows, rank, previous = [], 0, None
+    for i, r in enumerate(ordered, start=1):
+        key = _rank_key(r)
+        if key != previous:
+            rank, previous = i, key
+        h, rnd = headline(r), r["defense"]["randomized"]
+        worst = {level: worst_entry(r, level) for level in KNOWLEDGE_LEVELS}
+        rows.append([
+            str(rank), _code(r["defense"]["spec"]), _acc(r["clean_accuracy"], rnd),
+            *(_acc(None if worst[lv] is None else worst[lv]["robust_accuracy"], rnd) for lv in KNOWLEDGE_LEVELS),
+            format_pct(h["eliminated"]), f"{h['defense_ms']:.2f}", " ".join(flags_of[r["defense"]["spec"]]) or _DASH,
+            _code(r["provenance"]["command"]),
+        ])
+    headers = ["Rank", "Defense", "Clean", "Gray-box", "Transfer", "Adaptive", "Eliminated", "ms/img", "Flags",
+               "Command"]
+    return _table(rows, headers)
+
+
 def render(protocol: str, results: list[dict[str, Any]]) -> str:
     """Renders the leaderboard page of a protocol (deterministic GitHub markdown).
 
@@ -216,22 +245,7 @@ def render(protocol: str, results: list[dict[str, Any]]) -> str:
     lines += [*_protocol_lines(protocol, ordered), ""]
     if any(r["protocol"]["name"] != protocol for r in ordered):
         lines += [f"> **Warning:** some results name another protocol than {_code(protocol)}.", ""]
-    rows, rank, previous = [], 0, None
-    for i, r in enumerate(ordered, start=1):
-        key = _rank_key(r)
-        if key != previous:
-            rank, previous = i, key
-        h, rnd = headline(r), r["defense"]["randomized"]
-        worst = {level: _worst(r, level) for level in KNOWLEDGE_LEVELS}
-        rows.append([
-            str(rank), _code(r["defense"]["spec"]), _acc(r["clean_accuracy"], rnd),
-            *(_acc(None if worst[lv] is None else worst[lv]["robust_accuracy"], rnd) for lv in KNOWLEDGE_LEVELS),
-            _pct(h["eliminated"]), f"{h['defense_ms']:.2f}", " ".join(flags_of[r["defense"]["spec"]]) or _DASH,
-            _code(r["provenance"]["command"]),
-        ])
-    headers = ["Rank", "Defense", "Clean", "Gray-box", "Transfer", "Adaptive", "Eliminated", "ms/img", "Flags",
-               "Command"]
-    lines += [_table(rows, headers), "", _NOTES, ""]
+    lines += [headline_table(ordered, flags_of), "", _NOTES, ""]
     raised = sorted({f for fl in flags_of.values() for f in fl})
     lines += ["**Flags** (evaluation sanity checks, Carlini et al. 2019; see `bench/sanity.py`): " +
               ("; ".join(f"`{f}`: {EXPLANATIONS[f]}" for f in raised) if raised else "none raised") + ".", ""]

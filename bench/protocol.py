@@ -17,11 +17,11 @@ directories) is searched first.
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import hashlib
 import os
 import tomllib
 from pathlib import Path
+
+from bench.io import sha256_bytes
 
 KNOWLEDGE = ("gray-box", "transfer", "adaptive")
 _TOP_KEYS = {"name", "version", "description", "dataset", "split", "n", "seed", "base", "source", "draws", "eot",
@@ -150,7 +150,7 @@ def parse_protocol(path: Path) -> Protocol:
         l2_threshold=float(_require(t, "l2_threshold", (int, float), where)),
         attacks=tuple(plans),
         defenses=tuple(_require(t, "defenses", list, where)),
-        sha256=hashlib.sha256(raw).hexdigest(),
+        sha256=sha256_bytes(raw),
         path=where,
     )
     if p.name != path.stem:
@@ -185,7 +185,6 @@ def load_protocol(name: str) -> Protocol:
         path = d / f"{name}.toml"
         if path.is_file():
             return parse_protocol(path)
-    known = list_protocols()
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise ProtocolError(f"unknown protocol {name!r}{hint} (known: {', '.join(known)})")
+    from bench.registry import unknown_name
+
+    raise ProtocolError(unknown_name("protocol", name, list_protocols()))

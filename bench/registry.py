@@ -75,6 +75,13 @@ def spec_of(obj: Any) -> str:
     return format_spec(obj.spec_name, kwargs)
 
 
+def unknown_name(kind: str, name: str, known: list[str] | set[str] | dict) -> str:
+    """``"unknown <kind> 'name'; did you mean ...? (known: ...)"``: close matches suggested."""
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return f"unknown {kind} {name!r}{hint} (known: {', '.join(sorted(known)) or 'none'})"
+
+
 class Registry(Generic[T]):
     """Name -> factory, filled by the ``register`` decorator, read by ``build``."""
 
@@ -108,9 +115,7 @@ class Registry(Generic[T]):
     def get(self, name: str) -> Callable[..., T]:
         self._load()
         if name not in self._entries:
-            close = difflib.get_close_matches(name, self._entries, n=3, cutoff=0.5)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise SpecError(f"unknown {self.kind} {name!r}{hint} (known: {', '.join(sorted(self._entries))})")
+            raise SpecError(unknown_name(self.kind, name, self._entries))
         return self._entries[name]
 
     def build(self, spec: str) -> T:

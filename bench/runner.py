@@ -44,9 +44,9 @@ import hashlib
 import inspect
 import itertools
 import time
-from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -57,11 +57,10 @@ from attacks.specs import Attack, build_attack
 from bench.cache import AdversarialCache, CachedBatch
 from bench.data import load_dataset, subset_indices
 from bench.defense import DefendedClassifier, Defense
+from bench.io import sha256_bytes
 from bench.protocol import AttackPlan, Protocol
 from bench.results import SCHEMA_VERSION
 from bench.zoo import ZooError, ZooModel, load_model
-
-
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,7 @@ class RunEvent:
 
 
 def _sha(a: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
+    return sha256_bytes(np.ascontiguousarray(a).tobytes())
 
 
 def _stable_int(text: str) -> int:
@@ -135,6 +134,10 @@ class Runner:
                           "indices_sha256": _sha(self.indices.astype(np.int64)),
                           "source_sha256": ds.source_sha256}
         self.attack_code = code_sha256([_ROOT / "attacks"])
+        from bench import versions  # (bench imports this module: not at the top)
+
+        self.versions = versions()
+        self._defense_code: dict[str, str] = {}
         self.root = jax.random.key(protocol.seed)
         self._models: dict[str, ZooModel] = {}
         self._jitted: dict[str, Callable] = {}
@@ -162,14 +165,8 @@ class Runner:
 
     def base_correct(self, name: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Bool ``[N]``: the bare model ``name`` classifies ``x`` correctly (batched)."""
-        fn, b = self._logits(name), self.protocol.batch_size
-        return np.concatenate([np.asarray(jnp.argmax(fn(jnp.asarray(x[i : i + b])), -1)) == y[i : i + b]
-                               for i in range(0, len(x), b)])
-
-    def _versions(self) -> dict[str, str]:
-        from bench import versions
-
-        return versions()
+        fn = self._logits(name)
+        return self.correct(lambda xb, key: jnp.argmax(fn(xb), -1), x, y, 1, f"bare|{name}")[0]
 
     def craft(self, stage: str, attack: Attack, pos: np.ndarray, logits_for_batch: Callable[[int], Callable],
               key_parts: dict[str, Any], batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray, float]:
@@ -190,7 +187,7 @@ class Runner:
         self.emit(RunEvent(stage, 0, len(batches)))
         for b, sel in enumerate(batches):
             key = {**key_parts, "attack": repr(attack), "attack_params": attack.params(), "seed": self.protocol.seed,
-                   "versions": self._versions(), "attack_code": self.attack_code,
+                   "versions": self.versions, "attack_code": self.attack_code,
                    "data": [self.data_info["dataset"], self.data_info["split"], self.data_info["source_sha256"]],
                    "indices_sha256": _sha(self.indices[sel].astype(np.int64)), "batch": b}
             entry = self.cache.get(key, len(sel))
@@ -226,14 +223,10 @@ class Runner:
 
     def defense_cost_ms(self, clf: DefendedClassifier, batch: int = 128, seconds: float = 1.0) -> float:
         """Warm jitted preprocessing time of the defense, ms per image at ``batch``."""
+        from bench.perf.timing import rate
+
         x = jnp.asarray(np.resize(self.x, (batch, *self.x.shape[1:])))
-        key = jax.random.key(0)
-        jax.block_until_ready(clf.preprocess(x, key))
-        count, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds or count == 0:
-            jax.block_until_ready(clf.preprocess(x, key))
-            count += batch
-        return 1000.0 * (time.perf_counter() - t0) / count
+        return 1000.0 / rate(lambda: clf.preprocess(x, jax.random.key(0)), batch, seconds)
 
     # ------------------------------------------------------------------ the run
     def run(self, defense: Defense) -> dict[str, Any]:
@@ -276,19 +269,19 @@ class Runner:
             "attacks": entries,
             "skipped": skipped,
             "cost": {"defense_ms_per_image": self.defense_cost_ms(clf), "batch": 128},
-            "provenance": {"versions": self._versions(), "models": dict(sorted(models.items())),
+            "provenance": {"versions": self.versions, "models": dict(sorted(models.items())),
                            "wall_time_s": time.perf_counter() - t_start,
                            "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                            "command": self.command},
         }
 
-    def _defense_code(self, defense: Defense) -> str:
-        files = [_ROOT / "defenses", _ROOT / "bench" / "defense.py", _ROOT / "bench" / "transform.py"]
-        for t in defense.transforms:
-            src = inspect.getsourcefile(type(t))
-            if src:
-                files.append(Path(src))
-        return code_sha256(files)
+    def defense_code(self, defense: Defense) -> str:
+        """Hash of the code a defense runs (hashed once per defense and runner)."""
+        if defense.spec not in self._defense_code:
+            files = [_ROOT / "defenses", _ROOT / "bench" / "defense.py", _ROOT / "bench" / "transform.py"]
+            files += [Path(src) for t in defense.transforms if (src := inspect.getsourcefile(type(t)))]
+            self._defense_code[defense.spec] = code_sha256(files)
+        return self._defense_code[defense.spec]
 
     def _attack_entry(self, level: str, plan: AttackPlan, defense: Defense, clf: DefendedClassifier, draws: int,
                       base_clean: np.ndarray) -> dict[str, Any]:
@@ -301,7 +294,7 @@ class Runner:
             members = {m: self.model(m).card["weights_sha256"] for m in defense.members}
             views = [[repr(t), m, members[m]] for t, m in defense.views()]
             parts = {"knowledge": level, "defense": defense.spec, "views": views, "vote": defense.vote, "eot": eot,
-                     "defense_code": self._defense_code(defense)}
+                     "defense_code": self.defense_code(defense)}
             craft_batch = max(1, p.batch_size // (eot * len(views)))
             source = defense.spec
             ekey = jax.random.fold_in(self.root, _stable_int(f"eot|{defense.spec}|{attack!r}"))

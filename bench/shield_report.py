@@ -26,6 +26,8 @@ from typing import Any
 
 from tabulate import tabulate
 
+from bench.leaderboard import format_pct
+
 PROTOCOL = "cifar10-shield"
 FGSM_EPS = (2, 4, 6, 8)
 TABLE1 = ("cw_l2(steps=100, binary_search_steps=5)", "deepfool_l2(steps=50)", "ifgsm(eps=4, steps=10)", "fgsm(eps=4)")
@@ -44,10 +46,6 @@ def _acc(result: dict[str, Any] | None, attack: str | None) -> float | None:
     return None
 
 
-def _pct(v: float | None) -> str:
-    return "—" if v is None else f"{100 * v:.1f}%"
-
-
 def _verdict(ok: bool | None, yes: str, no: str) -> str:
     return "Not enough results to compare yet." if ok is None else (yes if ok else no)
 
@@ -57,7 +55,7 @@ def vaccination_table(by_spec: dict[str, dict]) -> tuple[str, str]:
     for q in (20, 80):
         for label, spec in (("base `resnet20`", f"jpeg(quality={q})"), (f"vaccinated M{q}", f"vaccinated(quality={q})")):
             r = by_spec.get(spec)
-            rows.append([f"JPEG q{q}", label, *(_pct(_acc(r, None if e == 0 else f"fgsm(eps={e})")) for e in (0, *FGSM_EPS))])
+            rows.append([f"JPEG q{q}", label, *(format_pct(_acc(r, None if e == 0 else f"fgsm(eps={e})")) for e in (0, *FGSM_EPS))])
         base, vacc = by_spec.get(f"jpeg(quality={q})"), by_spec.get(f"vaccinated(quality={q})")
         for e in FGSM_EPS:
             a, b = _acc(base, f"fgsm(eps={e})"), _acc(vacc, f"fgsm(eps={e})")
@@ -80,7 +78,7 @@ def ensemble_table(by_spec: dict[str, dict]) -> tuple[str, str]:
         r = by_spec.get(spec)
         accs[spec] = [_acc(r, f"fgsm(eps={e})") for e in FGSM_EPS]
         rows.append([name, f"`{spec}`", len(build_defense(spec).views()),
-                     *(_pct(_acc(r, None if e == 0 else f"fgsm(eps={e})")) for e in (0, *FGSM_EPS))])
+                     *(format_pct(_acc(r, None if e == 0 else f"fgsm(eps={e})")) for e in (0, *FGSM_EPS))])
     table = tabulate(rows, ["scheme", "spec", "votes", *(f"eps {e}/255" for e in (0, *FGSM_EPS))], tablefmt="github")
     pairs = [(s, m) for s, m in zip(accs["shield()"], accs["shield_mxq()"]) if s is not None and m is not None]
     ok = None if not pairs else all(s >= m - 0.02 for s, m in pairs)
@@ -94,7 +92,7 @@ def ensemble_table(by_spec: dict[str, dict]) -> tuple[str, str]:
 def table1(results: list[dict]) -> tuple[str, str]:
     rows = []
     for r in results:
-        rows.append([f"`{r['defense']['spec']}`", _pct(_acc(r, None)), *(_pct(_acc(r, a)) for a in TABLE1)])
+        rows.append([f"`{r['defense']['spec']}`", format_pct(_acc(r, None)), *(format_pct(_acc(r, a)) for a in TABLE1)])
     headers = ["defense", "clean", "C&W-L2 (L2<=0.5)", "DeepFool-L2 (L2<=0.5)", "I-FGSM 4/255", "FGSM 4/255"]
     table = tabulate(rows, headers, tablefmt="github")
     by_spec = {r["defense"]["spec"]: r for r in results}
@@ -136,10 +134,10 @@ def eot_table(sweep: dict[str, Any] | None) -> tuple[str, str]:
     if not sweep:
         return "No EOT sweep stored yet (`python -m bench.shield_report --eot-sweep`).", ""
     gray = sweep["gray_box"]["mean"]
-    rows = [["gray-box (base-model examples)", "—", _pct(gray), "—"]]
+    rows = [["gray-box (base-model examples)", "—", format_pct(gray), "—"]]
     for r in sweep["adaptive"]:
         m = r["robust_accuracy"]["mean"]
-        rows.append(["adaptive BPDA + EOT", r["eot"], f"{_pct(m)} ± {100 * r['robust_accuracy']['std']:.1f}",
+        rows.append(["adaptive BPDA + EOT", r["eot"], f"{format_pct(m)} ± {100 * r['robust_accuracy']['std']:.1f}",
                      f"{100 * m / gray:.0f}%" if gray > 0 else "—"])
     table = tabulate(rows, ["attack", "EOT K", f"robust accuracy ({sweep['attack']}, {sweep['n']} images)",
                             "of gray-box kept"], tablefmt="github")

@@ -31,6 +31,9 @@ from bench.defense import DEFENSES, Defense, build_defense
 from bench.transform import TRANSFORMS, Transform, bpda
 
 
+CHECKS = ("runs", "shape", "dtype", "finite", "range", "deterministic", "randomized", "jit", "approx")
+
+
 class SubmissionError(ValueError):
     """A submission file that cannot be loaded or registers nothing."""
 
@@ -132,9 +135,9 @@ def validate_defense(defense: Defense) -> None:
 
 def submission_sha256(path: str | Path) -> str:
     """sha256 of a submission file (recorded with its results)."""
-    import hashlib
+    from bench.io import sha256_bytes
 
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return sha256_bytes(Path(path).read_bytes())
 
 
 def submission_defenses(path: str | Path) -> list[Defense]:

@@ -75,12 +75,9 @@ def read_card(name: str) -> tuple[dict[str, Any], Path]:
         path = d / f"{name}.json"
         if path.is_file():
             return json.loads(path.read_text()), path
-    known = list_models()
-    import difflib
+    from bench.registry import unknown_name
 
-    close = difflib.get_close_matches(name, known, n=3)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise ZooError(f"unknown zoo model {name!r} (known: {', '.join(known) or 'none'}){hint}")
+    raise ZooError(unknown_name("zoo model", name, list_models()))
 
 
 _CACHE: dict[tuple[str, str], ZooModel] = {}

@@ -31,6 +31,21 @@ def shield_weight(bregman_weight: float) -> float:
     return 1.0 / (2.0 * bregman_weight)
 
 
+def gradient(u: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Forward differences of planes ``[P, H, W]`` along H and W, zero at the far border."""
+    gh = jnp.pad(u[:, 1:] - u[:, :-1], ((0, 0), (0, 1), (0, 0)))
+    gw = jnp.pad(u[:, :, 1:] - u[:, :, :-1], ((0, 0), (0, 0), (0, 1)))
+    return gh, gw
+
+
+def neg_divergence(ph: jax.Array, pw: jax.Array) -> jax.Array:
+    """``-div(p)``, the adjoint of :func:`gradient`: ``-(ph + pw)`` plus each field shifted one
+    pixel down / right (shifts, not scatters)."""
+    down = jnp.pad(ph[:, :-1], ((0, 0), (1, 0), (0, 0)))
+    right = jnp.pad(pw[:, :, :-1], ((0, 0), (0, 0), (1, 0)))
+    return down + right - (ph + pw)
+
+
 def chambolle(x: Images, weight: float, iters: int) -> Images:
     """``iters`` Chambolle iterations on every channel of ``[B, H, W, C]`` separately.
 
@@ -41,21 +56,10 @@ def chambolle(x: Images, weight: float, iters: int) -> Images:
     f = x.transpose(0, 3, 1, 2).reshape(b * c, h, w)
     tau = 0.25
 
-    def grad(u):
-        gh = jnp.pad(u[:, 1:] - u[:, :-1], ((0, 0), (0, 1), (0, 0)))
-        gw = jnp.pad(u[:, :, 1:] - u[:, :, :-1], ((0, 0), (0, 0), (0, 1)))
-        return gh, gw
-
-    def neg_div(ph, pw):
-        # -(ph + pw) plus each field shifted one pixel down / right (shifts, not scatters)
-        down = jnp.pad(ph[:, :-1], ((0, 0), (1, 0), (0, 0)))
-        right = jnp.pad(pw[:, :, :-1], ((0, 0), (0, 0), (1, 0)))
-        return down + right - (ph + pw)
-
     def body(_, state):
         ph, pw, _ = state
-        out = f + neg_div(ph, pw)
-        gh, gw = grad(out)
+        out = f + neg_divergence(ph, pw)
+        gh, gw = gradient(out)
         norm = 1.0 + (tau / weight) * jnp.sqrt(gh**2 + gw**2)
         return (ph - tau * gh) / norm, (pw - tau * gw) / norm, out
 

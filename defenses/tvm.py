@@ -22,26 +22,15 @@ against scikit-image). BPDA surrogate: the identity. Randomized: the mask comes 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
 
 from bench.transform import Images, Transform, register_transform
+from defenses.tvd import gradient, neg_divergence
 
-_STEP = 1.0 / jnp.sqrt(8.0)
-
-
-def _grad(u: jax.Array) -> tuple[jax.Array, jax.Array]:
-    gh = jnp.pad(u[:, 1:] - u[:, :-1], ((0, 0), (0, 1), (0, 0)))
-    gw = jnp.pad(u[:, :, 1:] - u[:, :, :-1], ((0, 0), (0, 0), (0, 1)))
-    return gh, gw
-
-
-def _div(ph: jax.Array, pw: jax.Array) -> jax.Array:
-    """The negative adjoint of ``_grad`` (forward differences with zero boundary)."""
-    down = jnp.pad(ph[:, :-1], ((0, 0), (1, 0), (0, 0)))
-    right = jnp.pad(pw[:, :, :-1], ((0, 0), (0, 0), (1, 0)))
-    return (ph - down) + (pw - right)
+_STEP = 1.0 / math.sqrt(8.0)
 
 
 def masked_tv(f: jax.Array, m: jax.Array, weight: float, iters: int) -> jax.Array:
@@ -59,11 +48,11 @@ def masked_tv(f: jax.Array, m: jax.Array, weight: float, iters: int) -> jax.Arra
 
     def body(_, state):
         u, u_bar, ph, pw = state
-        gh, gw = _grad(u_bar)
+        gh, gw = gradient(u_bar)
         ph, pw = ph + sigma * gh, pw + sigma * gw
         scale = jnp.maximum(1.0, jnp.sqrt(ph**2 + pw**2) / weight)
         ph, pw = ph / scale, pw / scale
-        v = u + tau * _div(ph, pw)
+        v = u - tau * neg_divergence(ph, pw)
         u_new = (v + tau * m * f) / (1.0 + tau * m)
         return u_new, 2.0 * u_new - u, ph, pw
 

@@ -85,3 +85,10 @@ def write_world(root: Path) -> dict[str, Path]:
     (protocols / "tiny.toml").write_text(PROTOCOL)
     jax.clear_caches()
     return {"data": data, "zoo": zoo, "protocols": protocols}
+
+
+def use_world(mp, files: dict[str, Path]) -> None:
+    """Points the zoo, protocol and data lookups at the world (``mp``: a pytest MonkeyPatch)."""
+    mp.setenv("SHIELDBENCH_ZOO", str(files["zoo"]))
+    mp.setenv("SHIELDBENCH_PROTOCOLS", str(files["protocols"]))
+    mp.setenv("SHIELDBENCH_DATA", str(files["data"]))

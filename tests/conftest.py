@@ -125,7 +125,7 @@ def world_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture
 def world(world_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
-    monkeypatch.setenv("SHIELDBENCH_ZOO", str(world_files["zoo"]))
-    monkeypatch.setenv("SHIELDBENCH_PROTOCOLS", str(world_files["protocols"]))
-    monkeypatch.setenv("SHIELDBENCH_DATA", str(world_files["data"]))
+    from bench_world import use_world
+
+    use_world(monkeypatch, world_files)
     return world_files

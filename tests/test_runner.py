@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 
-
 @pytest.fixture(scope="session")
 def identity_result(world_files: dict[str, Path]) -> dict:
+    from bench_world import use_world
+
     mp = pytest.MonkeyPatch()
-    for k, v in (("ZOO", "zoo"), ("PROTOCOLS", "protocols"), ("DATA", "data")):
-        mp.setenv(f"SHIELDBENCH_{k}", str(world_files[v]))
+    use_world(mp, world_files)
     mp.setenv("SHIELDBENCH_CACHE", str(world_files["data"].parent / "cache"))
     try:
         from bench import build_defense, load_protocol

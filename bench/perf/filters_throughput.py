@@ -32,12 +32,12 @@ def main() -> None:
     from bench.transform import build_transform
 
     s, it = args.seconds, args.tvd_iters
-    rows, ratios = [], []
+    rows = []
     for size, batch, ref_n in ((32, 256, 64), (224, 16, 4)):
         imgs = np.random.default_rng(0).random((batch, size, size, 3)).astype(np.float32)
         x = jnp.asarray(imgs)
-        for spec, ref in ((f"median(size=3)", lambda im: ndimage.median_filter(im, size=(3, 3, 1), mode="reflect")),
-                          (f"median(size=5)", lambda im: ndimage.median_filter(im, size=(5, 5, 1), mode="reflect")),
+        for spec, ref in (("median(size=3)", lambda im: ndimage.median_filter(im, size=(3, 3, 1), mode="reflect")),
+                          ("median(size=5)", lambda im: ndimage.median_filter(im, size=(5, 5, 1), mode="reflect")),
                           (f"tvd(weight=0.05, iters={it})",
                            lambda im: denoise_tv_chambolle(im, weight=0.05, eps=0, max_num_iter=it, channel_axis=-1))):
             f = jax.jit(build_transform(spec).__call__)
