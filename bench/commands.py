@@ -75,7 +75,7 @@ def _rows(results: list[dict], console) -> None:
     """Prints the results' leaderboard rows (the same table as the leaderboard page)."""
     from bench.leaderboard import headline_table
 
-    console.print(headline_table(results), markup=False)
+    console.print(headline_table(results), markup=False, soft_wrap=True)  # a table: never wrap its lines
 
 
 def _registered_names() -> set[str]:
