@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import shlex
 import sys
 import time
@@ -31,6 +30,8 @@ def _train_command(args: argparse.Namespace) -> str:
         "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--weight-decay", str(args.weight_decay),
         "--schedule", args.schedule, "--warmup-epochs", str(args.warmup_epochs),
     ]
+    if args.cycles != 1:
+        parts += ["--cycles", str(args.cycles)]
     if args.transform:
         parts += ["--transform", args.transform]
     if args.init_from:
@@ -53,7 +54,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = TrainConfig(
         arch=args.arch, seed=args.seed, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, schedule=args.schedule, warmup_epochs=args.warmup_epochs,
-        transform=args.transform, init_from=args.init_from,
+        transform=args.transform, init_from=args.init_from, cycles=args.cycles,
     )
     transform = None
     if args.transform:
@@ -104,7 +105,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "arch_kwargs": {},
         "input_shape": [32, 32, 3],
         "classes": list(test_set.classes),
-        "config": dataclasses.asdict(config),
+        "config": config.as_dict(),
         "command": _train_command(args),
         "seed": config.seed,
         "epochs": config.epochs,
@@ -116,6 +117,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "test_accuracy": acc,
         "test_images": len(test_set),
         "history": meta["history"],
+        **({"seeded_from": meta["seeded_from"]} if "seeded_from" in meta else {}),
         "versions": versions(),
         "device": str(jax.devices()[0].device_kind),
     }
@@ -237,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--weight-decay", type=float, default=5e-4)
     t.add_argument("--schedule", choices=("cosine", "onecycle"), default="cosine")
     t.add_argument("--warmup-epochs", type=float, default=1.0)
+    t.add_argument("--cycles", type=int, default=1,
+                   help="cosine only: split the epochs into this many equal cycles (warm restarts; default 1)")
     t.add_argument("--transform", help="transform spec applied to training images, e.g. 'jpeg(quality=20)'")
     t.add_argument("--init-from", help="zoo model to fine-tune from")
     t.add_argument("--name", required=True, help="zoo name to write when training completes")

@@ -62,6 +62,9 @@ class TrainConfig:
         transform: spec of a training-time transform (``None``: none).
         init_from: zoo model whose weights initialise the run (fine-tuning), or ``None``.
         dataset: dataset name for ``bench.load_dataset``.
+        cycles: ``"cosine"`` only: the epochs are split into this many equal cosine cycles, each
+            with its own warm-up (warm restarts, Loshchilov & Hutter, ICLR 2017). The first
+            cycle of ``epochs=2E, cycles=2`` is exactly the run ``epochs=E, cycles=1``.
     """
 
     arch: str = "resnet20"
@@ -77,16 +80,31 @@ class TrainConfig:
     transform: str | None = None
     init_from: str | None = None
     dataset: str = "cifar10"
+    cycles: int = 1
 
     def __post_init__(self) -> None:
         if self.schedule not in ("cosine", "onecycle"):
             raise ValueError(f"schedule must be 'cosine' or 'onecycle', got {self.schedule!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.weight_decay < 0:
             raise ValueError(f"invalid training configuration: {self}")
+        if self.cycles < 1 or self.epochs % self.cycles or (self.cycles > 1 and self.schedule != "cosine"):
+            raise ValueError(f"cycles={self.cycles} must be >= 1, divide epochs={self.epochs}, and needs the "
+                             f"cosine schedule (got {self.schedule!r})")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The configuration as recorded in checkpoints and cards.
+
+        ``cycles`` is left out when it is 1, so that configurations from before it existed keep
+        their identity (run directory, checkpoint check).
+        """
+        d = dataclasses.asdict(self)
+        if d["cycles"] == 1:
+            del d["cycles"]
+        return d
 
     def digest(self) -> str:
         """Short hash naming the run directory of this configuration."""
-        return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:10]
 
 
 @dataclass(frozen=True)
@@ -106,8 +124,11 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientT
     """SGD + Nesterov with decoupled-from-BN weight decay and the configured schedule."""
     total = config.epochs * steps_per_epoch
     if config.schedule == "cosine":
-        warmup = min(int(config.warmup_epochs * steps_per_epoch), total - 1)
-        lr = optax.warmup_cosine_decay_schedule(0.0, config.lr, max(warmup, 1), total, 0.0)
+        cycle = total // config.cycles
+        warmup = min(int(config.warmup_epochs * steps_per_epoch), cycle - 1)
+        lr = optax.warmup_cosine_decay_schedule(0.0, config.lr, max(warmup, 1), cycle, 0.0)
+        if config.cycles > 1:
+            lr = optax.join_schedules([lr] * config.cycles, [cycle * i for i in range(1, config.cycles)])
     else:
         lr = optax.cosine_onecycle_schedule(total, config.lr)
     kernels_only = lambda params: jax.tree.map(lambda p: p.ndim > 1, params)  # noqa: E731
@@ -208,7 +229,7 @@ def load_checkpoint(path: Path, target: dict[str, Any], config: TrainConfig) -> 
         state = flax.serialization.from_state_dict(target, payload["state"])
     except Exception as e:
         raise CheckpointError(f"{path}: unreadable checkpoint ({e})") from None
-    if meta.get("config") != dataclasses.asdict(config):
+    if meta.get("config") != config.as_dict():
         raise CheckpointError(
             f"{path}: checkpoint belongs to a different configuration {meta.get('config')}; "
             f"use another --run directory or delete it"
@@ -260,7 +281,7 @@ def fit(
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
     ckpt = run_dir / CHECKPOINT
     state = trainer.init_state(init_variables_)
-    meta: dict[str, Any] = {"config": dataclasses.asdict(config), "epoch": 0, "wall_time_s": 0.0, "history": []}
+    meta: dict[str, Any] = {"config": config.as_dict(), "epoch": 0, "wall_time_s": 0.0, "history": []}
     if ckpt.exists():
         state, meta = load_checkpoint(ckpt, state, config)
     if eval_set is not None and eval_indices is None:

@@ -87,3 +87,23 @@ def test_bad_config() -> None:
         TrainConfig(schedule="step")
     with pytest.raises(ValueError, match="smaller than one batch"):
         fit(TrainConfig(arch="resnet8", batch_size=500), toy_dataset(64), run_dir=Path("/nonexistent"))
+
+
+def test_first_warm_restart_cycle_is_the_shorter_run(tmp_path: Path) -> None:
+    data = toy_dataset()
+    short = TrainConfig(arch="resnet8", epochs=2, batch_size=16, lr=0.2, warmup_epochs=0.5)
+    cyc = TrainConfig(arch="resnet8", epochs=4, batch_size=16, lr=0.2, warmup_epochs=0.5, cycles=2)
+    a, _ = fit(short, data, run_dir=tmp_path / "short")
+    b, meta = fit(cyc, data, run_dir=tmp_path / "cyc", max_epochs=2)
+    assert meta["epoch"] == 2 and same_params(a["params"], b["params"])
+    c, _ = fit(cyc, data, run_dir=tmp_path / "cyc")  # resumes into the second cycle
+    assert not same_params(b["params"], c["params"])
+
+
+def test_cycles_validation_and_recorded_config() -> None:
+    assert "cycles" not in TrainConfig().as_dict()  # older checkpoints and cards keep their identity
+    assert TrainConfig(epochs=4, cycles=2).as_dict()["cycles"] == 2
+    assert TrainConfig(epochs=4, cycles=2).digest() != TrainConfig(epochs=4).digest()
+    for bad in ({"epochs": 5, "cycles": 2}, {"cycles": 0}, {"epochs": 4, "cycles": 2, "schedule": "onecycle"}):
+        with pytest.raises(ValueError, match="cycles"):
+            TrainConfig(**bad)
