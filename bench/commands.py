@@ -1,4 +1,4 @@
-"""The benchmark subcommands of the CLI: run, submit, check, leaderboard, list.
+"""The benchmark subcommands of the CLI: run, merge, jobs, submit, check, leaderboard, list.
 
 Only this module and ``bench.cli`` talk to the user (rich progress bars and tables); the
 library underneath returns data.
@@ -41,12 +41,13 @@ def _run_command(protocol: str, spec: str) -> str:
 
 
 def _score(protocol_name: str, defenses, console, *, data=None, cache=None, command=None, extra=None,
-           on_result=None) -> list[dict]:
+           on_result=None, job=None) -> list:
     """Scores defenses (``Defense`` objects) with progress bars; returns their results.
 
     Every member model is loaded before anything runs (a missing model fails fast), and
     ``on_result`` is called as soon as each defense's result exists (so ``run`` saves it
-    then: a later failure loses nothing).
+    then: a later failure loses nothing). With ``job = (shard, selection)`` each defense
+    gives a ``bench.jobs.Partial`` instead of a result.
     """
     from bench.protocol import load_protocol
     from bench.runner import Runner
@@ -60,6 +61,14 @@ def _score(protocol_name: str, defenses, console, *, data=None, cache=None, comm
         for d in defenses:
             runner.command = command(d) if command else _run_command(protocol.name, d.spec)
             bars.progress.console.log(f"scoring [bold]{d.spec}[/] under {protocol.name} v{protocol.version}")
+            if job:
+                result = runner.records(d, *job)
+                if extra:
+                    result.provenance.update(extra)
+                if on_result:
+                    on_result(result)
+                out.append(result)
+                continue
             result = runner.run(d)
             if extra:
                 result["provenance"].update(extra)
@@ -109,12 +118,68 @@ def cmd_run(args: argparse.Namespace) -> int:
     protocol = load_protocol(args.protocol)
     specs = args.defense or list(protocol.defenses)
     defenses = [build_defense(s) for s in specs]
+    if args.shard or args.attack or args.knowledge or args.partials:
+        return _run_job(args, protocol, defenses, console)
     root = _results_dir(args)
     results = _score(protocol.name, defenses, console, data=args.data,
                      cache=AdversarialCache(enabled=not args.no_cache),
                      on_result=lambda r: console.print(f"wrote {save_result(root, r)}"))
     _render(root, console)
     _rows(results, console)
+    return 0
+
+
+def _run_job(args: argparse.Namespace, protocol, defenses, console) -> int:
+    """``run`` as one job of a split protocol: writes partial results for ``merge``."""
+    from bench.cache import AdversarialCache
+    from bench.jobs import Selection, Shard, partials_dir, save_partial
+
+    shard = Shard.parse(args.shard) if args.shard else Shard()
+    selection = Selection(tuple(args.attack or ()), tuple(args.knowledge or ()))
+    selection.check(protocol)
+    root = partials_dir(Path(args.partials) if args.partials else None)
+    _score(protocol.name, defenses, console, data=args.data, cache=AdversarialCache(enabled=not args.no_cache),
+           job=(shard, selection), on_result=lambda p: console.print(f"wrote {save_partial(root, p)}"))
+    merge = ["shieldbench", "merge", "--protocol", protocol.name] + (["--partials", args.partials] if args.partials else [])
+    console.print(f"when every job has run: {shlex.join(merge)}")
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from bench.cli import _console
+    from bench.jobs import load_partials, partials_dir
+    from bench.merge import merge_partials
+    from bench.protocol import load_protocol
+    from bench.results import save_result
+
+    console = _console()
+    protocol = load_protocol(args.protocol)
+    root = partials_dir(Path(args.partials) if args.partials else None)
+    partials = load_partials(root, protocol.name)
+    if args.defense:
+        partials = [p for p in partials if p.header["defense"]["spec"] in set(args.defense)]
+    if not partials:
+        raise ValueError(f"no partial results of protocol {protocol.name!r} under {root}"
+                         + (f" for {args.defense}" if args.defense else ""))
+    results = merge_partials(protocol, partials)
+    out = _results_dir(args)
+    for r in results:
+        console.print(f"wrote {save_result(out, r)} (from {r['provenance']['jobs']} partial(s))")
+    _render(out, console)
+    _rows(results, console)
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from bench.jobs import job_commands
+    from bench.protocol import load_protocol
+
+    protocol = load_protocol(args.protocol)
+    if args.shards < 1:
+        raise ValueError(f"--shards must be at least 1, got {args.shards}")
+    for line in job_commands(protocol, args.defense or list(protocol.defenses), args.shards, args.split_attacks,
+                             args.partials):
+        print(line)
     return 0
 
 
@@ -235,7 +300,28 @@ def add_parsers(sub, data_help: str) -> None:
     r.add_argument("--no-cache", action="store_true", help="recraft adversarial examples instead of reusing them")
     r.add_argument("--results", help=results_help)
     r.add_argument("--data", help=data_help)
+    job = r.add_argument_group("one job of a split protocol (writes partial results; see `shieldbench jobs`)")
+    job.add_argument("--shard", metavar="K/N", help="only the K-th of N blocks of every attack's batches (K from 1)")
+    job.add_argument("--attack", action="append", help="only this attack spec of the protocol (repeatable)")
+    job.add_argument("--knowledge", action="append", choices=("gray-box", "transfer", "adaptive"),
+                     help="only this knowledge level (repeatable)")
+    job.add_argument("--partials", help="partial results directory (default: <cache>/partials)")
     r.set_defaults(func=cmd_run)
+
+    m = sub.add_parser("merge", help="merge the partial results of a split protocol into results and leaderboards")
+    m.add_argument("--protocol", default=DEFAULT_PROTOCOL)
+    m.add_argument("--defense", action="append", help="only these defenses (repeatable; default: all with partials)")
+    m.add_argument("--partials", help="partial results directory (default: <cache>/partials)")
+    m.add_argument("--results", help=results_help)
+    m.set_defaults(func=cmd_merge)
+
+    j = sub.add_parser("jobs", help="print one `shieldbench run` command per job of a split protocol")
+    j.add_argument("--protocol", default=DEFAULT_PROTOCOL)
+    j.add_argument("--defense", action="append", help="defense spec (repeatable; default: the protocol's list)")
+    j.add_argument("--shards", type=int, default=1, help="image shards per job list (default 1)")
+    j.add_argument("--split-attacks", action="store_true", help="one job per attack and knowledge level")
+    j.add_argument("--partials", help="partial results directory the jobs write to (default: <cache>/partials)")
+    j.set_defaults(func=cmd_jobs)
 
     s = sub.add_parser("submit", help="validate and score a defense file (see README)")
     s.add_argument("file", help="Python file registering a transform or defense")

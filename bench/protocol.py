@@ -21,6 +21,9 @@ import os
 import tomllib
 from pathlib import Path
 
+import numpy as np
+
+from bench.data import subset_indices
 from bench.io import sha256_bytes
 
 KNOWLEDGE = ("gray-box", "transfer", "adaptive")
@@ -72,6 +75,12 @@ class Protocol:
 
     def attacks_at(self, knowledge: str) -> list[AttackPlan]:
         return [a for a in self.attacks if knowledge in a.knowledge]
+
+    def positions(self, plan: AttackPlan) -> np.ndarray:
+        """Positions (into the index set) an attack uses: all, or a fixed random subset of ``plan.n``."""
+        if plan.n is None or plan.n >= self.n:
+            return np.arange(self.n)
+        return subset_indices(self.n, plan.n, self.seed + 1)
 
 
 def protocol_dirs() -> list[Path]:

@@ -19,22 +19,12 @@ submission file). An interrupted run therefore resumes at the batch it stopped a
 code change never reuses stale examples. Adaptive attacks craft in batches of
 ``batch_size // (K * views)`` images so that EOT does not multiply memory.
 
-Metrics (each defined here once):
-
-* clean accuracy: defended classifier on the clean images, mean and std over R draws
-  (R = the protocol's ``draws`` for randomized defenses, else 1);
-* robust accuracy: defended classifier on the attacked images. A fixed-budget Linf attack's
-  output is used whether or not it fooled the crafting model (it is a valid in-budget
-  attack on the defense either way); minimum-norm attacks (DeepFool, C&W) count an example
-  as attacked only if it succeeded on the crafting model with L2 <= the protocol's
-  ``l2_threshold`` (otherwise the clean image is scored);
-* attack success: Foolbox's success rate on the crafting model (or defended pipeline);
-* eliminated: among images the bare base model classifies correctly when clean and wrongly
-  when attacked, the fraction the defended classifier gets right (gray-box and transfer);
-* perturbation: medians of Linf (in /255), L2 and RMS = L2/sqrt(D) over the successful
-  examples the attack changed (an image already misclassified needs no perturbation);
-* cost: the defense's own preprocessing time per image (batch 128, jitted, warm) and the
-  attack's crafting time per image.
+Results are made from per-image records (``bench.metrics`` defines every metric once) by
+``bench.merge``, the same code that merges the partial results of a protocol split into jobs
+(``bench.jobs``: defense x attack x shard). Shards are contiguous blocks of each attack's
+batches; every batch is crafted and scored with keys derived from its number in the unsplit
+run (an adaptive batch that EOT splits into sub-batches numbers them within it), so a shard
+reproduces exactly the records the unsplit run has for its images.
 """
 
 from __future__ import annotations
@@ -58,8 +48,10 @@ from bench.cache import AdversarialCache, CachedBatch
 from bench.data import load_dataset, subset_indices
 from bench.defense import DefendedClassifier, Defense
 from bench.io import sha256_bytes
+from bench.jobs import Partial, Selection, Shard
+from bench.metrics import AttackRecords, CleanRecords
 from bench.protocol import AttackPlan, Protocol
-from bench.results import SCHEMA_VERSION
+from bench.results import KNOWLEDGE_LEVELS
 from bench.zoo import ZooError, ZooModel, load_model
 
 
@@ -78,11 +70,6 @@ def _sha(a: np.ndarray) -> str:
 
 def _stable_int(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little") & 0x7FFFFFFF
-
-
-def _stats(per_draw: np.ndarray) -> dict[str, Any]:
-    draws = [float(v) for v in per_draw]
-    return {"mean": float(np.mean(draws)), "std": float(np.std(draws)), "draws": draws}
 
 
 _ROOT = Path(__file__).resolve().parents[1]
@@ -141,6 +128,7 @@ class Runner:
         self.root = jax.random.key(protocol.seed)
         self._models: dict[str, ZooModel] = {}
         self._jitted: dict[str, Callable] = {}
+        self._base_clean: np.ndarray | None = None
 
     # ------------------------------------------------------------------ helpers
     def model(self, name: str) -> ZooModel:
@@ -154,38 +142,46 @@ class Runner:
         return self._jitted[name]
 
     def positions(self, plan: AttackPlan) -> np.ndarray:
-        """Positions (into the index set) an attack uses: all, or a fixed random subset of ``plan.n``."""
-        if plan.n is None or plan.n >= self.protocol.n:
-            return np.arange(self.protocol.n)
-        return subset_indices(self.protocol.n, plan.n, self.protocol.seed + 1)
+        """Positions (into the index set) an attack uses (see ``Protocol.positions``)."""
+        return self.protocol.positions(plan)
 
-    def _batches(self, pos: np.ndarray, size: int | None = None) -> list[np.ndarray]:
-        b = size or self.protocol.batch_size
-        return [pos[i : i + b] for i in range(0, len(pos), b)]
+    def _units(self, pos: np.ndarray, shard: Shard) -> tuple[int, list[np.ndarray]]:
+        """The shard's block of ``pos``'s protocol-size batches: ``(first batch number, batches)``."""
+        b = self.protocol.batch_size
+        units = shard.units(-(-len(pos) // b))
+        return units.start, [pos[j * b : (j + 1) * b] for j in units]
+
+    def base_clean(self) -> np.ndarray:
+        """Bool ``[N]``: the bare base model classifies the clean images correctly (computed once)."""
+        if self._base_clean is None:
+            self._base_clean = self.base_correct(self.protocol.base, self.x, self.y)
+        return self._base_clean
 
     def base_correct(self, name: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Bool ``[N]``: the bare model ``name`` classifies ``x`` correctly (batched)."""
         fn = self._logits(name)
         return self.correct(lambda xb, key: jnp.argmax(fn(xb), -1), x, y, 1, f"bare|{name}")[0]
 
-    def craft(self, stage: str, attack: Attack, pos: np.ndarray, logits_for_batch: Callable[[int], Callable],
-              key_parts: dict[str, Any], batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray, float]:
-        """Crafts (or reads from the cache) adversarial examples of the images at ``pos``.
+    def craft(self, stage: str, attack: Attack, batches: list[tuple[int, np.ndarray]],
+              logits_for_batch: Callable[[int], Callable], key_parts: dict[str, Any]
+              ) -> tuple[np.ndarray, np.ndarray, float]:
+        """Crafts (or reads from the cache) adversarial examples, one Foolbox call per batch.
 
         Args:
+            batches: ``(batch number, positions)`` pairs; the number keys the randomness and
+                the cache entry, so a batch gives the same examples whichever job crafts it.
             logits_for_batch: batch number -> the ``x -> logits`` function Foolbox attacks.
             key_parts: what the examples depend on besides the batch (cache key).
-            batch_size: images per Foolbox call (default: the protocol's).
 
         Returns:
             ``(x_adv [N, H, W, C], success [N], seconds)``; seconds include cached batches'
             recorded crafting times.
         """
-        batches = self._batches(pos, batch_size)
         akey = jax.random.fold_in(self.root, _stable_int(f"attack|{stage}|{attack!r}"))
-        xs, ss, seconds = [], [], 0.0
+        xs = [np.zeros((0, *self.x.shape[1:]), np.float32)]
+        ss, seconds = [np.zeros(0, bool)], 0.0
         self.emit(RunEvent(stage, 0, len(batches)))
-        for b, sel in enumerate(batches):
+        for i, (b, sel) in enumerate(batches):
             key = {**key_parts, "attack": repr(attack), "attack_params": attack.params(), "seed": self.protocol.seed,
                    "versions": self.versions, "attack_code": self.attack_code,
                    "data": [self.data_info["dataset"], self.data_info["split"], self.data_info["source_sha256"]],
@@ -201,12 +197,16 @@ class Runner:
             xs.append(entry.x_adv)
             ss.append(entry.success)
             seconds += entry.seconds
-            self.emit(RunEvent(stage, b + 1, len(batches)))
+            self.emit(RunEvent(stage, i + 1, len(batches)))
         return np.concatenate(xs), np.concatenate(ss), seconds
 
     def correct(self, predict: Callable[[jax.Array, jax.Array], jax.Array], x: np.ndarray, y: np.ndarray,
-                draws: int, stream: str) -> np.ndarray:
-        """Bool ``[R, N]``: defended predictions == labels, for R draws of the defense's randomness."""
+                draws: int, stream: str, first_batch: int = 0) -> np.ndarray:
+        """Bool ``[R, N]``: defended predictions == labels, for R draws of the defense's randomness.
+
+        ``x`` is scored in protocol-size batches numbered from ``first_batch`` (a shard's
+        first batch number): batch ``j`` of draw ``r`` always gets the same key.
+        """
         skey = jax.random.fold_in(self.root, _stable_int(f"score|{stream}"))
         b = self.protocol.batch_size
         out = np.zeros((draws, len(x)), bool)
@@ -217,7 +217,7 @@ class Runner:
                 pad = b - len(xb)
                 if pad:
                     xb = np.concatenate([xb, np.zeros((pad, *xb.shape[1:]), xb.dtype)])
-                pred = np.asarray(predict(_place(xb), jax.random.fold_in(kr, i // b)))[: b - pad]
+                pred = np.asarray(predict(_place(xb), jax.random.fold_in(kr, first_batch + i // b)))[: b - pad]
                 out[r, i : i + b] = pred == y[i : i + b]
         return out
 
@@ -236,16 +236,30 @@ class Runner:
             ZooError: a member or the base model is not in the zoo. (A missing transfer source
                 only skips the transfer level, recorded under ``"skipped"``.)
         """
+        from bench.merge import result_from_partials
+
+        return result_from_partials(self.protocol, [self.records(defense)])
+
+    def records(self, defense: Defense, shard: Shard = Shard(), selection: Selection = Selection()) -> Partial:
+        """Per-image records of ``defense`` on one shard, for the selected attacks (one job).
+
+        Raises:
+            ZooError: as :meth:`run`.
+            ValueError: the selection names an attack the protocol does not have.
+        """
         p = self.protocol
+        selection.check(p)
         t_start = time.perf_counter()
         clf = DefendedClassifier(defense, {m: self.model(m).logits_fn() for m in defense.members})
         draws = p.draws if defense.randomized else 1
-        clean = self.correct(clf.predict, self.x, self.y, draws, "clean")
-        base_clean = self.base_correct(p.base, self.x, self.y)
-        entries, skipped = [], []
+        first, units = self._units(np.arange(p.n), shard)
+        pos = np.concatenate([np.zeros(0, np.int64), *units])
+        clean = CleanRecords(pos, self.correct(clf.predict, self.x[pos], self.y[pos], draws, "clean", first),
+                             self.base_clean()[pos])
+        records, skipped = [], []
         models = {m: self.model(m).card["weights_sha256"] for m in {p.base, *defense.members}}
-        for level in ("gray-box", "transfer", "adaptive"):
-            plans = p.attacks_at(level)
+        for level in KNOWLEDGE_LEVELS:
+            plans = [a for a in p.attacks_at(level) if selection.wants(level, a.spec)]
             if not plans:
                 continue
             if level == "transfer":
@@ -255,25 +269,15 @@ class Runner:
                     skipped.append({"knowledge": level, "reason": str(e)})
                     continue
             for plan in plans:
-                entries.append(self._attack_entry(level, plan, defense, clf, draws, base_clean))
-        return {
-            "schema": SCHEMA_VERSION,
-            "protocol": {"name": p.name, "version": p.version, "sha256": p.sha256},
-            "defense": {"spec": defense.spec, "randomized": defense.randomized, "members": list(defense.members),
-                        "vote": defense.vote},
-            "data": self.data_info,
-            "seed": p.seed,
-            "draws": draws,
-            "base_clean_accuracy": float(np.mean(base_clean)),
-            "clean_accuracy": _stats(clean.mean(axis=1)),
-            "attacks": entries,
-            "skipped": skipped,
-            "cost": {"defense_ms_per_image": self.defense_cost_ms(clf), "batch": 128},
-            "provenance": {"versions": self.versions, "models": dict(sorted(models.items())),
-                           "wall_time_s": time.perf_counter() - t_start,
-                           "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                           "command": self.command},
-        }
+                records.append(self._attack_records(level, plan, defense, clf, draws, shard))
+        header = {"protocol": {"name": p.name, "version": p.version, "sha256": p.sha256},
+                  "defense": {"spec": defense.spec, "randomized": defense.randomized,
+                              "members": list(defense.members), "vote": defense.vote},
+                  "data": self.data_info, "seed": p.seed, "draws": draws, "versions": self.versions}
+        provenance = {"models": dict(sorted(models.items())), "wall_time_s": time.perf_counter() - t_start,
+                      "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                      "command": self.command}
+        return Partial(header, shard, selection, clean, records, skipped, self.defense_cost_ms(clf), provenance)
 
     def defense_code(self, defense: Defense) -> str:
         """Hash of the code a defense runs (hashed once per defense and runner)."""
@@ -283,11 +287,11 @@ class Runner:
             self._defense_code[defense.spec] = code_sha256(files)
         return self._defense_code[defense.spec]
 
-    def _attack_entry(self, level: str, plan: AttackPlan, defense: Defense, clf: DefendedClassifier, draws: int,
-                      base_clean: np.ndarray) -> dict[str, Any]:
+    def _attack_records(self, level: str, plan: AttackPlan, defense: Defense, clf: DefendedClassifier, draws: int,
+                        shard: Shard) -> AttackRecords:
         p = self.protocol
         attack = build_attack(plan.spec)
-        pos = self.positions(plan)
+        first, units = self._units(self.positions(plan), shard)
         stage = f"{level} {attack!r}"
         eot = p.eot if (level == "adaptive" and defense.randomized) else 1
         if level == "adaptive":
@@ -295,7 +299,11 @@ class Runner:
             views = [[repr(t), m, members[m]] for t, m in defense.views()]
             parts = {"knowledge": level, "defense": defense.spec, "views": views, "vote": defense.vote, "eot": eot,
                      "defense_code": self.defense_code(defense)}
-            craft_batch = max(1, p.batch_size // (eot * len(views)))
+            # EOT multiplies memory: craft each batch in sub-batches, numbered within their batch
+            sub = max(1, p.batch_size // (eot * len(views)))
+            per_unit = -(-p.batch_size // sub)
+            batches = [((first + j) * per_unit + i // sub, u[i : i + sub])
+                       for j, u in enumerate(units) for i in range(0, len(u), sub)]
             source = defense.spec
             ekey = jax.random.fold_in(self.root, _stable_int(f"eot|{defense.spec}|{attack!r}"))
 
@@ -307,36 +315,27 @@ class Runner:
             source = p.base if level == "gray-box" else p.source
             parts = {"knowledge": level, "model": source, "model_sha256": self.model(source).card["weights_sha256"]}
             fn = self._logits(source)
-            craft_batch = None
+            batches = [(first + j, u) for j, u in enumerate(units)]
 
             def logits_for_batch(b: int) -> Callable:
                 return fn
 
-        x_adv, success, seconds = self.craft(stage, attack, pos, logits_for_batch, parts, craft_batch)
+        pos = np.concatenate([np.zeros(0, np.int64), *units])
+        x_adv, success, seconds = self.craft(stage, attack, batches, logits_for_batch, parts)
         x, y = self.x[pos], self.y[pos]
-        delta = (x_adv - x).reshape(len(pos), -1)
+        delta = (x_adv - x).reshape(len(pos), int(np.prod(x.shape[1:]))).astype(np.float64)
         l2 = np.linalg.norm(delta, axis=1)
         thr = None
         if attack.minimum_norm:
             thr = p.l2_threshold
             counted = success & (l2 <= thr)
             x_adv = np.where(counted[:, None, None, None], x_adv, x)
-        correct = self.correct(clf.predict, x_adv, y, draws, f"{level}|{attack!r}")
-        eliminated = None
+        correct = self.correct(clf.predict, x_adv, y, draws, f"{level}|{attack!r}", first)
+        fooled = None
         if level != "adaptive":
-            fooled = base_clean[pos] & ~self.base_correct(p.base, x_adv, y)
-            if fooled.any():
-                eliminated = float(np.mean(correct[:, fooled]))
-        pert = None
-        changed = success & (l2 > 0)
-        if changed.any():
-            med_l2 = float(np.median(l2[changed]))
-            pert = {"linf": float(np.median(np.abs(delta[changed]).max(axis=1)) * 255.0), "l2": med_l2,
-                    "rms": med_l2 / float(np.sqrt(delta.shape[1]))}
-        return {
-            "knowledge": level, "attack": repr(attack), "name": attack.spec_name, "norm": attack.norm,
-            "eps": None if attack.minimum_norm else float(attack.eps), "source": source, "eot": eot,
-            "n": int(len(pos)), "robust_accuracy": _stats(correct.mean(axis=1)),
-            "attack_success": float(np.mean(success)), "eliminated": eliminated, "perturbation": pert,
-            "l2_threshold": thr, "attack_s_per_image": seconds / len(pos),
-        }
+            fooled = self.base_clean()[pos] & ~self.base_correct(p.base, x_adv, y)
+        info = {"knowledge": level, "attack": repr(attack), "name": attack.spec_name, "norm": attack.norm,
+                "eps": None if attack.minimum_norm else float(attack.eps), "source": source, "eot": eot,
+                "l2_threshold": thr}
+        return AttackRecords(info, int(np.prod(self.x.shape[1:])), pos, success, l2, np.abs(delta).max(axis=1, initial=0.0),
+                             correct, fooled, seconds)
