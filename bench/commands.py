@@ -208,6 +208,21 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _same_data(stored: list[dict], args: argparse.Namespace) -> None:
+    """Refuses to compare results computed on another copy of the data (e.g. PNG vs JPEG CIFAR-10)."""
+    from bench.data import load_dataset
+
+    first = stored[0]["data"]
+    ds = load_dataset(first["dataset"], first["split"], data=args.data)
+    for r in stored:
+        if r["data"].get("source_sha256") not in (None, ds.source_sha256):
+            raise ValueError(
+                f"the stored {args.protocol} result of {r['defense']['spec']!r} was computed on data with source "
+                f"sha256 {r['data']['source_sha256'][:16]}..., but the data found here ({ds.source}) has "
+                f"{ds.source_sha256[:16]}...: a re-run would score other images. Point --data at the same copy, "
+                f"or record results on this one with `shieldbench run`.")
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from bench.cli import _console
     from bench.defense import build_defense
@@ -223,6 +238,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             raise ValueError(f"no stored {args.protocol} results for {sorted(missing)}")
     if not stored:
         raise ValueError(f"no stored results for protocol {args.protocol!r} in {_results_dir(args)}")
+    _same_data(stored, args)
     for r in stored:  # defenses that came from a submission file: load it again (it must be unchanged)
         sub = r["provenance"].get("submission")
         if sub and r["defense"]["spec"].split("(")[0] not in _registered_names():

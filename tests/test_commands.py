@@ -78,6 +78,12 @@ def test_run_writes_results_and_leaderboard_then_check_passes(world, tmp_path: P
     assert main(["check", "--protocol", "tiny", "--defense", "jpeg(quality=50)", "--results", str(results),
                  "--cached"]) == 1
     assert "clean" in capsys.readouterr().out
+    # results computed on another copy of the data are not compared at all
+    r["data"]["source_sha256"] = "f" * 64
+    path.write_text(json.dumps(r))
+    assert main(["check", "--protocol", "tiny", "--defense", "jpeg(quality=50)", "--results", str(results),
+                 "--cached"]) != 0
+    assert "source sha256 ffffffffffffffff" in capsys.readouterr().err
 
 
 def test_submit_scores_the_readme_example_without_recording(world, tmp_path: Path, capsys) -> None:
