@@ -61,18 +61,12 @@ def _score(protocol_name: str, defenses, console, *, data=None, cache=None, comm
         for d in defenses:
             runner.command = command(d) if command else _run_command(protocol.name, d.spec)
             bars.progress.console.log(f"scoring [bold]{d.spec}[/] under {protocol.name} v{protocol.version}")
-            if job:
-                result = runner.records(d, *job)
-                if extra:
-                    result.provenance.update(extra)
-                if on_result:
-                    on_result(result)
-                out.append(result)
-                continue
-            result = runner.run(d)
+            result = runner.records(d, *job) if job else runner.run(d)
+            provenance, skipped = (result.provenance, result.skipped) if job else (result["provenance"],
+                                                                                   result["skipped"])
             if extra:
-                result["provenance"].update(extra)
-            for s in result["skipped"]:
+                provenance.update(extra)
+            for s in skipped:
                 bars.progress.console.log(f"[yellow]skipped {s['knowledge']}[/]: {s['reason']}")
             if on_result:
                 on_result(result)
@@ -136,8 +130,7 @@ def _run_job(args: argparse.Namespace, protocol, defenses, console) -> int:
 
     shard = Shard.parse(args.shard) if args.shard else Shard()
     selection = Selection(tuple(args.attack or ()), tuple(args.knowledge or ()))
-    selection.check(protocol)
-    root = partials_dir(Path(args.partials) if args.partials else None)
+    root = partials_dir(args.partials)
     _score(protocol.name, defenses, console, data=args.data, cache=AdversarialCache(enabled=not args.no_cache),
            job=(shard, selection), on_result=lambda p: console.print(f"wrote {save_partial(root, p)}"))
     merge = ["shieldbench", "merge", "--protocol", protocol.name] + (["--partials", args.partials] if args.partials else [])
@@ -154,7 +147,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
     console = _console()
     protocol = load_protocol(args.protocol)
-    root = partials_dir(Path(args.partials) if args.partials else None)
+    root = partials_dir(args.partials)
     partials = load_partials(root, protocol.name)
     if args.defense:
         partials = [p for p in partials if p.header["defense"]["spec"] in set(args.defense)]

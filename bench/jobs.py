@@ -173,9 +173,9 @@ def _rows(rows: list[str], draws: int, n: int) -> np.ndarray:
     return np.stack([_unbits(r, (n,)) for r in rows]) if draws else np.zeros((0, n), bool)
 
 
-def partials_dir(root: Path | None = None) -> Path:
-    """Default partials directory: ``<cache>/partials``."""
-    return Path(root) if root is not None else cache_root() / "partials"
+def partials_dir(root: str | Path | None = None) -> Path:
+    """``root``, or by default ``<cache>/partials``."""
+    return Path(root) if root else cache_root() / "partials"
 
 
 def partial_path(root: Path, p: Partial) -> Path:

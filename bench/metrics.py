@@ -30,6 +30,9 @@ from typing import Any
 
 import numpy as np
 
+COST_BATCH = 128
+"""Batch size at which a defense's preprocessing cost is timed."""
+
 
 @dataclasses.dataclass(frozen=True)
 class CleanRecords:
@@ -136,6 +139,3 @@ def select(rec: CleanRecords | AttackRecords, order: np.ndarray) -> Any:
                                linf=rec.linf[order], correct=rec.correct[:, order],
                                base_fooled=None if rec.base_fooled is None else rec.base_fooled[order])
 
-
-COST_BATCH = 128
-"""Batch size at which a defense's preprocessing cost is timed."""

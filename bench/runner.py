@@ -49,7 +49,7 @@ from bench.data import load_dataset, subset_indices
 from bench.defense import DefendedClassifier, Defense
 from bench.io import sha256_bytes
 from bench.jobs import Partial, Selection, Shard
-from bench.metrics import AttackRecords, CleanRecords
+from bench.metrics import COST_BATCH, AttackRecords, CleanRecords
 from bench.protocol import AttackPlan, Protocol
 from bench.results import KNOWLEDGE_LEVELS
 from bench.zoo import ZooError, ZooModel, load_model
@@ -141,15 +141,16 @@ class Runner:
             self._jitted[name] = jax.jit(self.model(name).logits_fn())
         return self._jitted[name]
 
-    def positions(self, plan: AttackPlan) -> np.ndarray:
-        """Positions (into the index set) an attack uses (see ``Protocol.positions``)."""
-        return self.protocol.positions(plan)
+    def _units(self, pos: np.ndarray, shard: Shard) -> tuple[int, list[np.ndarray], np.ndarray]:
+        """The shard's block of ``pos``'s protocol-size batches.
 
-    def _units(self, pos: np.ndarray, shard: Shard) -> tuple[int, list[np.ndarray]]:
-        """The shard's block of ``pos``'s protocol-size batches: ``(first batch number, batches)``."""
+        Returns:
+            ``(first batch number, batches, their positions concatenated)``.
+        """
         b = self.protocol.batch_size
         units = shard.units(-(-len(pos) // b))
-        return units.start, [pos[j * b : (j + 1) * b] for j in units]
+        batches = [pos[j * b : (j + 1) * b] for j in units]
+        return units.start, batches, np.concatenate([np.zeros(0, np.int64), *batches])
 
     def base_clean(self) -> np.ndarray:
         """Bool ``[N]``: the bare base model classifies the clean images correctly (computed once)."""
@@ -221,7 +222,7 @@ class Runner:
                 out[r, i : i + b] = pred == y[i : i + b]
         return out
 
-    def defense_cost_ms(self, clf: DefendedClassifier, batch: int = 128, seconds: float = 1.0) -> float:
+    def defense_cost_ms(self, clf: DefendedClassifier, batch: int = COST_BATCH, seconds: float = 1.0) -> float:
         """Warm jitted preprocessing time of the defense, ms per image at ``batch``."""
         from bench.perf.timing import rate
 
@@ -252,8 +253,7 @@ class Runner:
         t_start = time.perf_counter()
         clf = DefendedClassifier(defense, {m: self.model(m).logits_fn() for m in defense.members})
         draws = p.draws if defense.randomized else 1
-        first, units = self._units(np.arange(p.n), shard)
-        pos = np.concatenate([np.zeros(0, np.int64), *units])
+        first, _, pos = self._units(np.arange(p.n), shard)
         clean = CleanRecords(pos, self.correct(clf.predict, self.x[pos], self.y[pos], draws, "clean", first),
                              self.base_clean()[pos])
         records, skipped = [], []
@@ -291,7 +291,7 @@ class Runner:
                         shard: Shard) -> AttackRecords:
         p = self.protocol
         attack = build_attack(plan.spec)
-        first, units = self._units(self.positions(plan), shard)
+        first, units, pos = self._units(p.positions(plan), shard)
         stage = f"{level} {attack!r}"
         eot = p.eot if (level == "adaptive" and defense.randomized) else 1
         if level == "adaptive":
@@ -320,10 +320,10 @@ class Runner:
             def logits_for_batch(b: int) -> Callable:
                 return fn
 
-        pos = np.concatenate([np.zeros(0, np.int64), *units])
         x_adv, success, seconds = self.craft(stage, attack, batches, logits_for_batch, parts)
         x, y = self.x[pos], self.y[pos]
-        delta = (x_adv - x).reshape(len(pos), int(np.prod(x.shape[1:]))).astype(np.float64)
+        dim = int(np.prod(x.shape[1:]))
+        delta = (x_adv - x).reshape(len(pos), dim).astype(np.float64)
         l2 = np.linalg.norm(delta, axis=1)
         thr = None
         if attack.minimum_norm:
@@ -337,5 +337,4 @@ class Runner:
         info = {"knowledge": level, "attack": repr(attack), "name": attack.spec_name, "norm": attack.norm,
                 "eps": None if attack.minimum_norm else float(attack.eps), "source": source, "eot": eot,
                 "l2_threshold": thr}
-        return AttackRecords(info, int(np.prod(self.x.shape[1:])), pos, success, l2, np.abs(delta).max(axis=1, initial=0.0),
-                             correct, fooled, seconds)
+        return AttackRecords(info, dim, pos, success, l2, np.abs(delta).max(axis=1, initial=0.0), correct, fooled, seconds)
