@@ -34,8 +34,10 @@ step() {  # step NAME ARGS...: train unless the zoo already has NAME trained wit
 
 # resnet20: two 40-epoch cosine cycles (warm restart); one 40-epoch cycle reached 87.2%
 step resnet20 --arch resnet20 --seed 0 --epochs 80 --cycles 2
-step resnet32 --arch resnet32 --seed 1 --epochs 25
+# the vaccinated models come before resnet32: they fine-tune from resnet20 (short), and the
+# SHIELD protocol needs them but not the transfer source
 for q in 20 40 60 80; do  # SHIELD's vaccinated models: the base fine-tuned on jpeg(quality=q) images
   step "resnet20-vacc-q$q" --arch resnet20 --seed 0 --epochs 6 --lr 0.02 --warmup-epochs 0.5 \
     --init-from resnet20 --transform "jpeg(quality=$q)"
 done
+step resnet32 --arch resnet32 --seed 1 --epochs 25
