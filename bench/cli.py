@@ -61,9 +61,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         from bench import build_transform
 
         transform = build_transform(args.transform)
-    init = None
+    init = init_sha = None
     if args.init_from:
-        init = load_model(args.init_from).variables
+        base = load_model(args.init_from)
+        init, init_sha = base.variables, base.card["weights_sha256"]
     train_set = load_dataset("cifar10", "train", data=args.data)
     test_set = load_dataset("cifar10", "test", data=args.data)
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config)
@@ -93,7 +94,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                 )
 
         state, meta = fit(config, train_set, test_set, run_dir=run_dir, transform=transform,
-                          init_variables_=init, on_event=on_event, max_epochs=args.max_epochs)
+                          init_variables_=init, on_event=on_event, max_epochs=args.max_epochs,
+                          init_sha256=init_sha)
     if meta["epoch"] < config.epochs:
         console.print(f"stopped after epoch {meta['epoch']}/{config.epochs}; run the same command to resume")
         return 0
@@ -118,6 +120,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         "test_images": len(test_set),
         "history": meta["history"],
         **({"seeded_from": meta["seeded_from"]} if "seeded_from" in meta else {}),
+        **({"init_from": {"name": config.init_from, "weights_sha256": meta["init_from_sha256"]}}
+           if config.init_from else {}),
         "versions": versions(),
         "device": str(jax.devices()[0].device_kind),
     }

@@ -13,8 +13,9 @@ View ``i`` draws its randomness from ``fold_in(key, i)``. Votes:
 
 * ``"mean_logits"``: the mean of the views' logits;
 * ``"majority"``: the class with most votes (argmax per view); ties are broken by the mean
-  logits. The returned score is ``votes + 0.5 * softmax(mean logits)``, whose argmax is
-  exactly that rule because the tie-break term is below 1/2.
+  logits. The returned score is ``votes + 0.5 * rank(mean logits) / K`` (rank K - 1 for the
+  class with the highest mean logit), whose argmax is exactly that rule because the tie-break
+  term is below 1/2 and distinct for every class.
 
 Adaptive attacks always differentiate the *mean logits* of the views (a majority vote has no
 useful gradient), with every transform replaced by its BPDA surrogate (``bench.bpda``).
@@ -180,7 +181,12 @@ def combine(view_logits: jax.Array, vote: str) -> jax.Array:
         return mean
     k = view_logits.shape[-1]
     votes = jnp.sum(jax.nn.one_hot(jnp.argmax(view_logits, -1), k), axis=0)
-    return votes + 0.5 * jax.nn.softmax(mean, axis=-1)
+    # rank of each class by mean logit (K - 1 for the best; equal means: the lower class ranks
+    # higher, as in argmax). Ranks, not softmax values: a softmax can round a tied class's
+    # tie-break term to 0 when a third class dominates the mean.
+    order = jnp.argsort(-mean, axis=-1, stable=True)
+    rank = k - 1 - jnp.argsort(order, axis=-1, stable=True)
+    return votes + 0.5 * rank.astype(mean.dtype) / k
 
 
 LogitsFn = Callable[[Images], jax.Array]

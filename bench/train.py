@@ -253,6 +253,7 @@ def fit(
     on_event: Callable[[TrainEvent], None] | None = None,
     max_epochs: int | None = None,
     eval_indices: np.ndarray | None = None,
+    init_sha256: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Trains (or resumes) a model, checkpointing to ``run_dir`` after every epoch.
 
@@ -268,6 +269,10 @@ def fit(
         on_event: progress callback.
         max_epochs: stop after this epoch even if the schedule is longer (for tests and for
             splitting a run into sessions); the checkpoint allows resuming.
+        eval_indices: the eval images (default every 5th).
+        init_sha256: sha256 of the weights in ``init_variables_``, recorded in the checkpoint
+            (``meta['init_from_sha256']``); resuming a checkpoint that started from other
+            weights (e.g. a since-retrained base model) raises ``CheckpointError``.
 
     Returns:
         ``(state, meta)``: the final train state and the run's metadata (``epoch`` completed,
@@ -284,6 +289,14 @@ def fit(
     meta: dict[str, Any] = {"config": config.as_dict(), "epoch": 0, "wall_time_s": 0.0, "history": []}
     if ckpt.exists():
         state, meta = load_checkpoint(ckpt, state, config)
+        started = meta.get("init_from_sha256")
+        if init_sha256 is not None and started is not None and started != init_sha256:
+            raise CheckpointError(
+                f"{ckpt}: this run started from weights with sha256 {started[:16]}..., but "
+                f"{config.init_from!r} now has {init_sha256[:16]}...; delete the run directory to start over"
+            )
+    if init_sha256 is not None:
+        meta.setdefault("init_from_sha256", init_sha256)
     if eval_set is not None and eval_indices is None:
         eval_indices = np.arange(0, len(eval_set), 5)
     last = config.epochs if max_epochs is None else min(config.epochs, max_epochs)

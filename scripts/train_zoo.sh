@@ -19,9 +19,16 @@ name, args = sys.argv[1], sys.argv[2:]
 card = Path("bench/zoo") / f"{name}.json"
 if not card.exists():
     sys.exit(1)
-config = json.loads(card.read_text())["config"]
+card = json.loads(card.read_text())
+config = card["config"]
 pairs = zip(args[0::2], args[1::2])
-sys.exit(0 if all(str(config.get(k[2:].replace("-", "_"))) == v for k, v in pairs) else 1)
+if not all(str(config.get(k[2:].replace("-", "_"))) == v for k, v in pairs):
+    sys.exit(1)
+init = card.get("init_from")  # fine-tuned: stale once the model it started from was retrained
+if init:
+    start = Path("bench/zoo") / f"{init['name']}.json"
+    if not start.exists() or json.loads(start.read_text())["weights_sha256"] != init["weights_sha256"]:
+        sys.exit(1)
 PY
 }
 

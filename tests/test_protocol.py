@@ -108,3 +108,12 @@ def test_majority_vote_and_tie_break() -> None:
     assert int(jnp.argmax(combine(tie, "majority"), -1)[0]) == 2
     scores = np.asarray(combine(tie, "majority"))[0]
     assert 0.0 < scores[2] - scores[0] < 0.5  # the tie-break term never outweighs a vote
+    # 2-2 tie between classes 0 and 1 while class 2 dominates the mean logits (one view only):
+    # class 1's larger mean must still win (a softmax tie-break rounds both terms to 0 here)
+    dominated = jnp.array([[[1.0, 0.0, -40.0]], [[1.0, 0.0, -40.0]], [[-1.0, 2.0, -40.0]],
+                           [[-1.0, 2.0, -40.0]], [[0.0, 0.0, 360.0]]])  # votes 2, 2, 1; means 0, 0.8, 40
+    assert int(jnp.argmax(combine(dominated, "mean_logits"), -1)[0]) == 2
+    assert int(jnp.argmax(combine(dominated, "majority"), -1)[0]) == 1
+    # equal votes and equal mean logits: the lower class, as argmax would pick
+    even = jnp.array([[[1.0, 0.0]], [[0.0, 1.0]]])
+    assert int(jnp.argmax(combine(even, "majority"), -1)[0]) == 0

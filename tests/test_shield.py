@@ -27,6 +27,19 @@ def test_mq_minus_q_and_mq_times_q() -> None:
     assert not mxq.randomized
 
 
+@pytest.mark.parametrize("spec", ["shield()", "shield_mq()", "shield_mxq()", "vaccinated(quality=20)"])
+def test_members_are_in_the_zoo_with_verified_hashes(spec: str) -> None:
+    from bench.zoo import ZOO_DIR, load_model
+
+    members = sorted({m for _, m in build_defense(spec).views()})
+    if not all((ZOO_DIR / f"{m}.json").exists() for m in members):
+        pytest.skip(f"vaccinated models not trained yet: {members}")
+    for m in members:
+        card = load_model(m).card  # verifies the weights' sha256
+        q = int(m.rsplit("q", 1)[1])
+        assert card["config"]["transform"] == f"jpeg(quality={q})" and card["config"]["init_from"] == "resnet20"
+
+
 def test_single_vaccinated_model() -> None:
     d = build_defense("vaccinated(quality=20, model=80)")
     assert [(repr(t), m) for t, m in d.views()] == [("jpeg(quality=20)", "resnet20-vacc-q80")]
@@ -75,6 +88,31 @@ def test_eot_table_stopping_point() -> None:
     table, text = eot_table(sweep)
     assert "from K = 4" in text and "23% of shield()'s gray-box" in text
     assert "| adaptive BPDA + EOT            | 16      | 14.0% ± 1.0" in table
+    sweep["adaptive"][-1]["robust_accuracy"]["mean"] = 0.10  # still falling at K = 16
+    assert "still falling at the largest K tested (16)" in eot_table(sweep)[1]
+
+
+def test_table1_reads_stored_attack_names_and_checks_the_papers_claim() -> None:
+    from bench.shield_report import table1
+
+    def result(spec: str, accs: tuple[float, float, float, float]) -> dict:
+        # results store attacks by their canonical spec, defaults left out
+        names = ("cw_l2()", "deepfool_l2()", "ifgsm(eps=4)", "fgsm(eps=4)")
+        return {"defense": {"spec": spec}, "clean_accuracy": {"mean": 0.9},
+                "attacks": [{"knowledge": "gray-box", "attack": n, "robust_accuracy": {"mean": a}}
+                            for n, a in zip(names, accs)]}
+
+    paper = [result("identity()", (0.0, 0.0, 0.0, 0.1)), result("jpeg(quality=80)", (0.7, 0.6, 0.2, 0.3)),
+             result("median(size=3)", (0.5, 0.5, 0.3, 0.3)), result("shield()", (0.6, 0.5, 0.4, 0.5))]
+    table, text = table1(paper, ("identity()", "jpeg(quality=80)", "jpeg(quality=20)", "median(size=3)", "shield()"))
+    assert text.startswith("Agrees with the paper")
+    row = next(line for line in table.splitlines() if "`jpeg(quality=80)`" in line)
+    assert [c.strip() for c in row.strip("|").split("|")][2:] == ["70.0%", "60.0%", "20.0%", "30.0%"]
+    missing = next(line for line in table.splitlines() if "`jpeg(quality=20)`" in line)
+    assert missing.count("—") == 5  # in the protocol, not run yet
+    # the median filter best against C&W: the paper's claim fails
+    paper[2] = result("median(size=3)", (0.8, 0.5, 0.3, 0.3))
+    assert table1(paper)[1].startswith("Disagrees")
 
 
 def test_shield_runs_as_an_ensemble_on_the_tiny_world(world, tmp_path, monkeypatch) -> None:

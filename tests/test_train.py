@@ -61,6 +61,20 @@ def test_checkpoint_of_another_config_or_corrupt_is_refused(tmp_path: Path) -> N
         fit(TrainConfig(arch="resnet8", epochs=2, batch_size=32), data, run_dir=tmp_path)
 
 
+def test_fine_tuning_refuses_to_resume_from_other_start_weights(tmp_path: Path) -> None:
+    # a vaccinated model resumed after its base model was retrained would mix two starts
+    data = toy_dataset(64)
+    cfg = TrainConfig(arch="resnet8", epochs=2, batch_size=32, init_from="base")
+    start, _ = fit(TrainConfig(arch="resnet8", epochs=1, batch_size=32), data, run_dir=tmp_path / "base")
+    init = {"params": start["params"], "batch_stats": start["batch_stats"]}
+    _, meta = fit(cfg, data, run_dir=tmp_path / "ft", init_variables_=init, init_sha256="a" * 64, max_epochs=1)
+    assert meta["init_from_sha256"] == "a" * 64
+    with pytest.raises(CheckpointError, match="started from weights with sha256 aaaa"):
+        fit(cfg, data, run_dir=tmp_path / "ft", init_variables_=init, init_sha256="b" * 64)
+    _, meta = fit(cfg, data, run_dir=tmp_path / "ft", init_variables_=init, init_sha256="a" * 64)
+    assert meta["epoch"] == 2 and meta["init_from_sha256"] == "a" * 64
+
+
 def test_training_transform_is_applied(tmp_path: Path) -> None:
     # a transform that blanks every image leaves nothing to learn: the loss cannot fall far
     # below the label entropy (~2.3), while the same run without it learns (test above)

@@ -70,3 +70,18 @@ def test_shipped_accuracy_on_1000_real_images(name: str, real_data: Path, real_c
                            for i in range(0, 1000, 500)])
     acc = float(np.mean(pred == test.labels[idx]))
     assert abs(acc - model.card["test_accuracy"]) <= 0.02, f"{name}: {acc:.4f} vs card {model.card['test_accuracy']:.4f}"
+
+
+FINE_TUNED = [n for n in SHIPPED if read_card(n)[0].get("config", {}).get("init_from")]
+
+
+@pytest.mark.parametrize("name", FINE_TUNED)
+def test_fine_tuned_card_names_the_weights_it_started_from(name: str) -> None:
+    # e.g. SHIELD's vaccinated models: stale once the base model they started from is retrained
+    card, _ = read_card(name)
+    start = card["init_from"]
+    assert start["name"] == card["config"]["init_from"]
+    assert start["weights_sha256"] == read_card(start["name"])[0]["weights_sha256"], (
+        f"{name} was fine-tuned from an older {start['name']}; retrain it (scripts/train_zoo.sh)")
+    if card["config"].get("transform"):
+        assert 0.0 < card["test_accuracy_transformed"] <= 1.0
