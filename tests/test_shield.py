@@ -115,6 +115,39 @@ def test_table1_reads_stored_attack_names_and_checks_the_papers_claim() -> None:
     assert table1(paper)[1].startswith("Disagrees")
 
 
+def test_table1_says_when_a_single_vaccinated_model_beats_shield() -> None:
+    from bench.shield_report import table1
+
+    def result(spec: str, clean: float, ifgsm: float) -> dict:
+        return {"defense": {"spec": spec}, "clean_accuracy": {"mean": clean},
+                "attacks": [{"knowledge": "gray-box", "attack": "ifgsm(eps=4)", "robust_accuracy": {"mean": ifgsm}}]}
+
+    results = [result("jpeg(quality=20)", 0.75, 0.5), result("shield()", 0.86, 0.6)]
+    assert "Outside the paper's table" not in table1(results)[1]
+    results.append(result("vaccinated(quality=20)", 0.82, 0.7))
+    text = table1(results)[1]
+    assert "vaccinated(quality=20) against I-FGSM 4/255 (70.0% vs 60.0%, clean 82.0% vs 86.0%)" in text
+    assert "FGSM 4/255 (" not in text.replace("I-FGSM 4/255 (", "")  # FGSM was not run: no claim about it
+
+
+def test_requantization_section_names_the_knife_edge_quality() -> None:
+    from bench.shield_report import requantization_table
+
+    def result(q: int, cw: float) -> dict:
+        return {"defense": {"spec": f"jpeg(quality={q})"}, "clean_accuracy": {"mean": 0.85},
+                "attacks": [{"knowledge": "gray-box", "attack": "cw_l2()", "robust_accuracy": {"mean": cw}}]}
+
+    by_spec = {f"jpeg(quality={q})": result(q, cw) for q, cw in ((60, 0.8), (50, 0.3), (40, 0.78))}
+    table, text = requantization_table(by_spec, {60: 0.08, 50: 0.31, 40: 0.06})
+    row = next(line for line in table.splitlines() if "`jpeg(quality=50)`" in line)
+    assert [c.strip() for c in row.strip("|").split("|")][1:4] == ["31.0%", "85.0%", "30.0%"]
+    assert "at q50 31.0% of them lie on a boundary" in text and "also the weakest JPEG setting" in text
+    by_spec["jpeg(quality=40)"] = result(40, 0.2)  # the knife-edge quality is not the weakest: say so
+    assert "the weakest JPEG setting against C&W-L2 here is jpeg(quality=40)" in requantization_table(
+        by_spec, {60: 0.08, 50: 0.31, 40: 0.06})[1]
+    assert "Not computed" in requantization_table(by_spec, None)[0]
+
+
 def test_shield_runs_as_an_ensemble_on_the_tiny_world(world, tmp_path, monkeypatch) -> None:
     import dataclasses
     import os
