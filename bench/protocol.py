@@ -4,7 +4,8 @@ A protocol fixes everything a score depends on besides the defense (DESIGN.md §
 dataset split and the image index set (``n`` images drawn once with ``seed`` by
 ``bench.data.subset_indices``; the CIFAR-10 test split is class-ordered, so never "the first
 n"), the base and transfer-source models, the attacks and the knowledge levels each runs
-at, the number R of scoring draws for randomized defenses, the EOT sample count K, and the
+at, the number R of scoring draws for randomized defenses, the EOT sample count K (an attack may
+set its own, e.g. ``2 K`` for a sanity check), and the
 L2 threshold at which minimum-norm attacks are scored. An attack may use only a fixed random
 subset of ``n`` images of the index set (drawn with ``seed + 1``; subsets of different sizes
 are nested; stated in results and on the leaderboard) when it is too slow for all of them.
@@ -29,6 +30,7 @@ from bench.io import sha256_bytes
 KNOWLEDGE = ("gray-box", "transfer", "adaptive")
 _TOP_KEYS = {"name", "version", "description", "dataset", "split", "n", "seed", "base", "source", "draws", "eot",
              "batch_size", "l2_threshold", "defenses", "attack"}
+_ATTACK_KEYS = {"spec", "knowledge", "n", "eot"}
 PROTOCOL_DIR = Path(__file__).resolve().parent / "protocols"
 
 
@@ -44,11 +46,14 @@ class AttackPlan:
         spec: attack spec, e.g. ``"pgd(eps=8, steps=20)"``.
         knowledge: the knowledge levels it runs at.
         n: use only a fixed random subset of ``n`` images of the index set (``None``: all).
+        eot: EOT samples per step for randomized defenses at the adaptive level (``None``: the
+            protocol's K); a sanity attack sets ``2 K`` to test that K was enough.
     """
 
     spec: str
     knowledge: tuple[str, ...]
     n: int | None = None
+    eot: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,9 +130,9 @@ def parse_protocol(path: Path) -> Protocol:
     plans = []
     for i, a in enumerate(t.get("attack", [])):
         w = f"{where}: attack[{i}]"
-        if not isinstance(a, dict) or set(a) - {"spec", "knowledge", "n"}:
-            raise ProtocolError(f"{w}: unknown key(s) {sorted(set(a) - {'spec', 'knowledge', 'n'})} "
-                                "(known: spec, knowledge, n)")
+        if not isinstance(a, dict) or set(a) - _ATTACK_KEYS:
+            raise ProtocolError(f"{w}: unknown key(s) {sorted(set(a) - _ATTACK_KEYS)} "
+                                f"(known: {', '.join(sorted(_ATTACK_KEYS))})")
         spec = _require(a, "spec", str, w)
         try:
             build_attack(spec)
@@ -140,7 +145,10 @@ def parse_protocol(path: Path) -> Protocol:
         sub = a.get("n")
         if sub is not None and (not isinstance(sub, int) or not 1 <= sub <= n):
             raise ProtocolError(f"{w}: n must be an integer in 1..{n}, got {sub!r}")
-        plans.append(AttackPlan(spec, levels, sub))
+        k = a.get("eot")
+        if k is not None and (not isinstance(k, int) or k < 1 or "adaptive" not in levels):
+            raise ProtocolError(f"{w}: eot must be an integer >= 1 on an adaptive attack, got {k!r}")
+        plans.append(AttackPlan(spec, levels, sub, k))
     if not plans:
         raise ProtocolError(f"{where}: no [[attack]] tables")
     p = Protocol(

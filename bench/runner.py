@@ -293,7 +293,7 @@ class Runner:
         attack = build_attack(plan.spec)
         first, units, pos = self._units(p.positions(plan), shard)
         stage = f"{level} {attack!r}"
-        eot = p.eot if (level == "adaptive" and defense.randomized) else 1
+        eot = (plan.eot or p.eot) if (level == "adaptive" and defense.randomized) else 1
         if level == "adaptive":
             members = {m: self.model(m).card["weights_sha256"] for m in defense.members}
             views = [[repr(t), m, members[m]] for t, m in defense.views()]

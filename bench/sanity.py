@@ -10,8 +10,10 @@ Each flag is a short code shown in the leaderboard's Flags column and explained 
   accuracy. With a budget that large an attack that works should reach ~0%; if it does not,
   gradients are not reaching the input (gradient masking).
 * ``steps``: for two adaptive PGD attacks at the same eps, one with at least twice the steps
-  of the other, the longer one lowers robust accuracy by more than the noise margin: the
-  attack had not converged, so the shorter number overstates robustness.
+  (and at least as many EOT samples) of the other, the longer one lowers robust accuracy by
+  more than the noise margin: the attack had not converged, so the shorter number overstates
+  robustness. ``cifar10-standard``'s sanity attack doubles both the steps and, for randomized
+  defenses, the EOT samples K, so this also tests whether K was enough.
 
 Comparisons between entries on different image subsets use a margin of
 ``max(MARGIN, 2 * binomial standard error)`` to stay above sampling noise.
@@ -31,8 +33,8 @@ EXPLANATIONS = {
     "A>T": "adaptive robust accuracy exceeds transfer at the same eps (the adaptive attack is too weak)",
     "unbounded": f"adaptive PGD with eps >= {UNBOUNDED_EPS:g}/255 leaves more than {100 * UNBOUNDED_MAX:g}% "
                  "robust accuracy (gradient masking?)",
-    "steps": "doubling the adaptive PGD steps still lowers robust accuracy by more than the noise margin "
-             "(not converged)",
+    "steps": "doubling the adaptive PGD steps (and, for randomized defenses, the EOT samples) still lowers "
+             "robust accuracy by more than the noise margin (not converged)",
 }
 
 
@@ -67,7 +69,7 @@ def sanity_flags(result: dict[str, Any]) -> list[str]:
     for short in pgd:
         for long in pgd:
             s, t = _steps(short), _steps(long)
-            if (long["eps"] == short["eps"] and s and t and t >= 2 * s
+            if (long["eps"] == short["eps"] and s and t and t >= 2 * s and long.get("eot", 1) >= short.get("eot", 1)
                     and short["robust_accuracy"]["mean"] - long["robust_accuracy"]["mean"] > _margin(short, long)):
                 flags.append("steps")
                 break

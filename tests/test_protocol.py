@@ -78,11 +78,21 @@ def test_malformed_files(tmp_path: Path) -> None:
     for old, new, message in (("seed = 0\n", "seed = 0\nsed = 1\n", "unknown key"),
                               ("l2_threshold = 0.5", "l2_threshold = 0", "l2_threshold must be > 0"),
                               ('["identity()"]', '["identiy()"]', "did you mean identity"),
-                              ('knowledge = ["gray-box"]', 'knowledge = ["gray-box"]\nm = 3', "unknown key")):
+                              ('knowledge = ["gray-box"]', 'knowledge = ["gray-box"]\nm = 3', "unknown key"),
+                              ('knowledge = ["gray-box"]', 'knowledge = ["gray-box"]\neot = 4', "on an adaptive attack"),
+                              ('knowledge = ["gray-box"]', 'knowledge = ["adaptive"]\neot = 0', "eot must be")):
         p = write(tmp_path, name="s")
         p.write_text(p.read_text().replace(old, new))
         with pytest.raises(ProtocolError, match=message):
             parse_protocol(p)
+
+
+def test_an_attack_may_set_its_own_eot(tmp_path: Path) -> None:
+    p = parse_protocol(write(tmp_path, knowledge='["adaptive"]', extra='\n[[attack]]\nspec = "pgd(eps=8, steps=4)"\n'
+                                                                     'knowledge = ["adaptive"]\neot = 4\n'))
+    assert [a.eot for a in p.attacks] == [None, 4] and p.eot == 2
+    sanity = [a for a in load_protocol("cifar10-standard").attacks if a.spec == "pgd(eps=8, steps=100)"]
+    assert sanity[0].eot == 2 * load_protocol("cifar10-standard").eot  # doubles K as well as the steps
 
 
 def test_defense_specs_and_views() -> None:

@@ -93,10 +93,12 @@ def test_randomized_defense_uses_draws_and_eot(world: dict[str, Path]) -> None:
     from bench.protocol import AttackPlan
     from bench.runner import Runner
 
-    p = dataclasses.replace(load_protocol("tiny"), attacks=(AttackPlan("pgd(eps=8, steps=3)", ("adaptive",)),))
+    p = dataclasses.replace(load_protocol("tiny"), attacks=(AttackPlan("pgd(eps=8, steps=3)", ("adaptive",)),
+                                                            AttackPlan("pgd(eps=8, steps=2)", ("adaptive",), 4, eot=3)))
     r = Runner(p).run(build_defense("slq()"))
     assert r["defense"]["randomized"] and r["draws"] == 2 and len(r["clean_accuracy"]["draws"]) == 2
-    assert r["attacks"][0]["eot"] == 2
+    assert [a["eot"] for a in r["attacks"]] == [2, 3]  # the protocol's K, then the attack's own
+    assert Runner(p).run(build_defense("identity()"))["attacks"][1]["eot"] == 1  # deterministic: no EOT
     again = Runner(p).run(build_defense("slq()"))  # same seed -> same numbers
     assert again["clean_accuracy"] == r["clean_accuracy"]
     assert again["attacks"][0]["robust_accuracy"] == r["attacks"][0]["robust_accuracy"]

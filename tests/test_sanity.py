@@ -5,10 +5,10 @@ from __future__ import annotations
 from bench.sanity import sanity_flags
 
 
-def e(knowledge: str, attack: str, acc: float, eps: float, n: int = 1000) -> dict:
+def e(knowledge: str, attack: str, acc: float, eps: float, n: int = 1000, eot: int = 1) -> dict:
     name = attack.split("(")[0]
     return {"knowledge": knowledge, "attack": attack, "name": name, "norm": "linf", "eps": eps, "n": n,
-            "robust_accuracy": {"mean": acc}}
+            "robust_accuracy": {"mean": acc}, "eot": eot}
 
 
 def row(*entries: dict) -> dict:
@@ -37,3 +37,12 @@ def test_unbounded_and_unconverged() -> None:
     assert sanity_flags(r) == ["steps"]
     r = row(e("adaptive", "pgd(eps=8, steps=25)", 0.22, 8, n=200), e("adaptive", "pgd(eps=8, steps=50)", 0.20, 8))
     assert sanity_flags(r) == []  # 2 points on 200 images is noise (margin 2 x 2.9 points)
+
+
+def test_unconverged_needs_at_least_as_many_eot_samples() -> None:
+    # the longer attack with 2 K EOT samples still falls: flagged
+    r = row(e("adaptive", "pgd(eps=8, steps=50)", 0.40, 8, eot=4), e("adaptive", "pgd(eps=8, steps=100)", 0.20, 8, eot=8))
+    assert sanity_flags(r) == ["steps"]
+    # fewer EOT samples on the longer attack: not the doubling the flag is about
+    r = row(e("adaptive", "pgd(eps=8, steps=50)", 0.40, 8, eot=4), e("adaptive", "pgd(eps=8, steps=100)", 0.20, 8, eot=2))
+    assert sanity_flags(r) == []
