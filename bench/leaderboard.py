@@ -226,6 +226,19 @@ def headline_table(results: list[dict[str, Any]], flags_of: dict[str, list[str]]
     return _table(rows, headers)
 
 
+def _skipped_lines(results: list[dict[str, Any]]) -> list[str]:
+    """One note per (level, reason) that results skipped, so a "—" is not read as "no such attack"."""
+    skipped: dict[tuple[str, str], list[str]] = {}
+    for r in results:
+        for s in r.get("skipped", []):
+            skipped.setdefault((s["knowledge"], s["reason"]), []).append(r["defense"]["spec"])
+    lines = []
+    for (level, reason), specs in sorted(skipped.items()):
+        who = "every row" if len(specs) == len(results) else ", ".join(_code(s) for s in specs)
+        lines += [f"> **Incomplete:** the {level} attacks were skipped for {who} ({reason}); re-run those rows.", ""]
+    return lines
+
+
 def render(protocol: str, results: list[dict[str, Any]]) -> str:
     """Renders the leaderboard page of a protocol (deterministic GitHub markdown).
 
@@ -245,6 +258,7 @@ def render(protocol: str, results: list[dict[str, Any]]) -> str:
     lines += [*_protocol_lines(protocol, ordered), ""]
     if any(r["protocol"]["name"] != protocol for r in ordered):
         lines += [f"> **Warning:** some results name another protocol than {_code(protocol)}.", ""]
+    lines += _skipped_lines(ordered)
     lines += [headline_table(ordered, flags_of), "", _NOTES, ""]
     raised = sorted({f for fl in flags_of.values() for f in fl})
     lines += ["**Flags** (evaluation sanity checks, Carlini et al. 2019; see `bench/sanity.py`): " +

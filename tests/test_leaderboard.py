@@ -262,6 +262,16 @@ def test_render_empty_and_protocol_mismatch() -> None:
     assert "v1 (sha256 000000000000): 1 file" in mixed and "v2 (sha256 000000000000): 1 file" in mixed
 
 
+def test_skipped_levels_are_named_not_silent() -> None:
+    a, b = make_result("a()"), make_result("b()")
+    assert "Incomplete" not in render(PROTOCOL, [a, b])
+    a["skipped"] = [{"knowledge": "transfer", "reason": "unknown zoo model 'src'"}]
+    assert ("> **Incomplete:** the transfer attacks were skipped for `a()` (unknown zoo model 'src'); "
+            "re-run those rows.") in render(PROTOCOL, [a, b])
+    b["skipped"] = list(a["skipped"])
+    assert "skipped for every row (unknown zoo model 'src')" in render(PROTOCOL, [a, b])
+
+
 def test_pipe_in_command_is_escaped() -> None:
     r = make_result("a()")
     r["provenance"]["command"] = "shieldbench run | tee log"
