@@ -35,6 +35,8 @@ from typing import Any
 
 from tabulate import tabulate
 
+from bench.results import attack_entry
+
 PROTOCOL = "cifar10-standard"
 TOLERANCE = 5.0  # points: ImageNet vs CIFAR-10 and different models; one margin for every claim
 BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"
@@ -46,43 +48,14 @@ Results = dict[str, dict[str, Any]]
 Measured = tuple[float | None, str]  # (our number in percent or None when not run, how it was obtained)
 
 
-@functools.cache
-def _canonical(attack: str) -> str:
-    from attacks import build_attack
-
-    return repr(build_attack(attack))
-
-
-def _entry(result: dict[str, Any] | None, level: str, attack: str) -> dict[str, Any] | None:
-    if result is None:
-        return None
-    name = _canonical(attack)
-    return next((e for e in result["attacks"] if e["knowledge"] == level and e["attack"] == name), None)
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
-
-
 def best_eliminated(results: Results, specs: tuple[str, ...]) -> Measured:
     """The highest gray-box *eliminated* share over ``specs`` x the L2 attacks ("up to")."""
     found = [(e["eliminated"], spec, e["name"]) for spec in specs for a in L2_ATTACKS
-             if (e := _entry(results.get(spec), "gray-box", a)) is not None and e["eliminated"] is not None]
+             if (e := attack_entry(results.get(spec), "gray-box", a)) is not None and e["eliminated"] is not None]
     if not found:
         return None, "not run yet"
     value, spec, name = max(found)
     return 100 * value, f"`{spec}` vs {name}, gray-box (max over {len(found)} pairs)"
-
-
-def fd_average(results: Results, spec: str) -> Measured:
-    """Mean gray-box robust accuracy over :data:`FD_ATTACKS`, and the clean loss vs the base model."""
-    r = results.get(spec)
-    entries = [_entry(r, "gray-box", a) for a in FD_ATTACKS]
-    if r is None or any(e is None for e in entries):
-        return None, "not run yet"
-    mean = sum(e["robust_accuracy"]["mean"] for e in entries) / len(entries)
-    loss = r["base_clean_accuracy"] - r["clean_accuracy"]["mean"]
-    return 100 * mean, f"`{spec}`, mean of FGSM/I-FGSM 2/255, DeepFool, C&W-L2; clean loss {100 * loss:.1f} points"
 
 
 def clean_loss(results: Results, spec: str) -> float | None:
@@ -91,9 +64,19 @@ def clean_loss(results: Results, spec: str) -> float | None:
     return None if r is None else 100 * (r["base_clean_accuracy"] - r["clean_accuracy"]["mean"])
 
 
+def fd_average(results: Results, spec: str) -> Measured:
+    """Mean gray-box robust accuracy over :data:`FD_ATTACKS`, and the clean loss vs the base model."""
+    entries = [attack_entry(results.get(spec), "gray-box", a) for a in FD_ATTACKS]
+    if any(e is None for e in entries):
+        return None, "not run yet"
+    mean = sum(e["robust_accuracy"]["mean"] for e in entries) / len(entries)
+    return 100 * mean, (f"`{spec}`, mean of FGSM/I-FGSM 2/255, DeepFool, C&W-L2; "
+                        f"clean loss {clean_loss(results, spec):.1f} points")
+
+
 def adaptive(results: Results, spec: str) -> Measured:
     """Robust accuracy under the adaptive (BPDA, EOT when randomized) PGD-50 at 8/255."""
-    e = _entry(results.get(spec), "adaptive", ADAPTIVE)
+    e = attack_entry(results.get(spec), "adaptive", ADAPTIVE)
     if e is None:
         return None, "not run yet"
     k = f", EOT K = {e['eot']}" if e["eot"] > 1 else ""

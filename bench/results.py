@@ -24,6 +24,7 @@ Accuracies and rates are fractions in [0, 1]; Linf budgets and perturbations are
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -38,6 +39,22 @@ KNOWLEDGE_LEVELS: tuple[str, ...] = ("gray-box", "transfer", "adaptive")
 NORMS: tuple[str, ...] = ("linf", "l2")
 
 _PROTOCOL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+@functools.cache
+def canonical_attack(spec: str) -> str:
+    """The name results store for an attack spec (defaults left out: ``cw_l2()``, ``ifgsm(eps=4)``)."""
+    from attacks import build_attack
+
+    return repr(build_attack(spec))
+
+
+def attack_entry(result: dict[str, Any] | None, level: str, spec: str) -> dict[str, Any] | None:
+    """The entry of ``result`` for attack ``spec`` (any spelling) at knowledge ``level``, if any."""
+    if result is None:
+        return None
+    name = canonical_attack(spec)
+    return next((e for e in result["attacks"] if e["knowledge"] == level and e["attack"] == name), None)
 
 
 class ResultsError(Exception):

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from typing import Any
 from tabulate import tabulate
 
 from bench.leaderboard import format_pct
+from bench.results import attack_entry
 
 PROTOCOL = "cifar10-shield"
 FGSM_EPS = (2, 4, 6, 8)
@@ -43,19 +43,8 @@ def _acc(result: dict[str, Any] | None, attack: str | None) -> float | None:
         return None
     if attack is None:
         return result["clean_accuracy"]["mean"]
-    name = _canonical(attack)
-    for e in result["attacks"]:
-        if e["knowledge"] == "gray-box" and e["attack"] == name:
-            return e["robust_accuracy"]["mean"]
-    return None
-
-
-@functools.cache
-def _canonical(attack: str) -> str:
-    """The name results store for an attack spec (defaults left out: ``cw_l2()``, ``ifgsm(eps=4)``)."""
-    from attacks import build_attack
-
-    return repr(build_attack(attack))
+    entry = attack_entry(result, "gray-box", attack)
+    return None if entry is None else entry["robust_accuracy"]["mean"]
 
 
 def _verdict(ok: bool | None, yes: str, no: str) -> str:
