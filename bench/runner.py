@@ -52,7 +52,7 @@ from bench.jobs import Partial, Selection, Shard
 from bench.metrics import COST_BATCH, AttackRecords, CleanRecords
 from bench.protocol import AttackPlan, Protocol
 from bench.results import KNOWLEDGE_LEVELS
-from bench.zoo import ZooError, ZooModel, load_model
+from bench.zoo import ZooModel, list_models, load_model
 
 
 @dataclass(frozen=True)
@@ -234,8 +234,9 @@ class Runner:
         """Scores ``defense`` under the protocol; returns the results dict (``bench.results`` schema).
 
         Raises:
-            ZooError: a member or the base model is not in the zoo. (A missing transfer source
-                only skips the transfer level, recorded under ``"skipped"``.)
+            ZooError: a member, the base model or the transfer source cannot be loaded. (A transfer
+                source that is not in the zoo at all only skips the transfer level, recorded under
+                ``"skipped"``.)
         """
         from bench.merge import result_from_partials
 
@@ -263,11 +264,12 @@ class Runner:
             if not plans:
                 continue
             if level == "transfer":
-                try:
-                    models[p.source] = self.model(p.source).card["weights_sha256"]
-                except ZooError as e:
-                    skipped.append({"knowledge": level, "reason": str(e)})
+                if p.source not in list_models():
+                    # Stable text: no "did you mean" list that changes as the zoo grows. A source model
+                    # that is in the zoo but damaged raises below instead of being skipped.
+                    skipped.append({"knowledge": level, "reason": f"source model {p.source!r} is not in the zoo"})
                     continue
+                models[p.source] = self.model(p.source).card["weights_sha256"]
             for plan in plans:
                 records.append(self._attack_records(level, plan, defense, clf, draws, shard))
         header = {"protocol": {"name": p.name, "version": p.version, "sha256": p.sha256},
