@@ -82,16 +82,19 @@ def tradeoff_scatter(results: Sequence[dict[str, Any]], path: Path, title: str =
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 5))
+    top = 0.0
     for r in results:
         h = headline(r)
         if h["adaptive"] is None:
             continue
+        top = max(top, 100 * h["adaptive"])
         size = 20 + 400 * min(1.0, h["defense_ms"] / 5.0)
         ax.scatter(100 * h["clean"], 100 * h["adaptive"], s=size, alpha=0.6)
         ax.annotate(r["defense"]["spec"], (100 * h["clean"], 100 * h["adaptive"]), fontsize=7,
                     xytext=(4, 4), textcoords="offset points")
     ax.set_xlabel("clean accuracy (%)")
     ax.set_ylabel("adaptive robust accuracy at 8/255 (%)")
+    ax.set_ylim(-1.0, max(10.0, top + 5.0))  # from 0, so that near-0% rows do not read as spread out
     ax.grid(alpha=0.3)
     ax.set_title(title or "clean vs adaptive robust accuracy (marker area: defense ms/img, capped at 5 ms)")
     path = _save(fig, path)
