@@ -29,3 +29,15 @@ def test_curves_scatter_and_gallery(world, tmp_path: Path) -> None:
     for path in (robustness_curves(results, tmp_path / "c.png"), tradeoff_scatter(results, tmp_path / "s.png"),
                  gallery(["bitdepth(bits=3)", "jpeg(quality=50)"], tmp_path / "g.png", attack="pgd(eps=8, steps=2)")):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+def test_curve_uses_a_subset_only_where_no_full_set_entry_exists() -> None:
+    from test_leaderboard import attack, make_result
+
+    from bench.plots import curve
+
+    subset = dict(attack("adaptive", "pgd(eps=4, steps=50)", 0.30, eps=4.0), n=100)   # only measured on 100 images
+    full8 = dict(attack("adaptive", "pgd(eps=8, steps=50)", 0.10), n=200)
+    sanity8 = dict(attack("adaptive", "pgd(eps=8, steps=100)", 0.05), n=50)  # a subset: not the headline
+    eps, acc = curve(make_result("a()", 0.9, [subset, full8, sanity8]), "adaptive")
+    assert eps == [0.0, 4.0, 8.0] and acc == [0.9, 0.30, 0.10]
