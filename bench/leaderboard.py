@@ -45,15 +45,17 @@ def _attack_order(entry: dict[str, Any]) -> tuple[Any, ...]:
     return (entry["name"], eps is None, eps if eps is not None else 0.0, entry["attack"])
 
 
-def worst_entry(result: dict[str, Any], level: str, eps: float = HEADLINE_EPS) -> dict[str, Any] | None:
+def worst_entry(result: dict[str, Any], level: str, eps: float = HEADLINE_EPS,
+                subsets: bool = False) -> dict[str, Any] | None:
     """The level's Linf entry at ``eps`` with the lowest robust accuracy (ties: attack order).
 
     Only entries scored on the protocol's whole image set count (an attack run on a subset,
-    e.g. a sanity check, would put other images and more noise into the headline).
+    e.g. a sanity check, would put other images and more noise into the headline), unless
+    ``subsets`` is set.
     """
     n = result["data"]["n"]
     candidates = [e for e in result["attacks"] if e["knowledge"] == level and e["norm"] == "linf"
-                  and e["eps"] is not None and abs(e["eps"] - eps) < 1e-9 and e.get("n", n) == n]
+                  and e["eps"] is not None and abs(e["eps"] - eps) < 1e-9 and (subsets or e.get("n", n) == n)]
     if not candidates:
         return None
     return min(candidates, key=lambda e: (e["robust_accuracy"]["mean"], _attack_order(e)))

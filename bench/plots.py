@@ -52,12 +52,10 @@ def curve(result: dict[str, Any], level: str) -> tuple[list[float], list[float]]
     """
     from bench.leaderboard import worst_entry
 
-    linf = [e for e in result["attacks"] if e["knowledge"] == level and e["norm"] == "linf"
-            and e["eps"] is not None and e["eps"] <= 16]
     worst = {}
-    for eps in sorted({e["eps"] for e in linf}):
-        entry = worst_entry(result, level, eps) or min(
-            (e for e in linf if abs(e["eps"] - eps) < 1e-9), key=lambda e: e["robust_accuracy"]["mean"])
+    for eps in sorted({e["eps"] for e in result["attacks"] if e["knowledge"] == level and e["norm"] == "linf"
+                       and e["eps"] is not None and e["eps"] <= 16}):
+        entry = worst_entry(result, level, eps) or worst_entry(result, level, eps, subsets=True)
         worst[eps] = entry["robust_accuracy"]["mean"]
     return [0.0, *worst], [result["clean_accuracy"]["mean"], *worst.values()]
 

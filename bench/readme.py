@@ -40,8 +40,8 @@ def render_headline(results: list[dict[str, Any]]) -> str:
                     "do not edit -->"]
     if results:
         lines += [headline_table(results), "",
-                  f"{len(results)} of the protocol's {len(listed)} defenses scored so far. Robust accuracy at Linf 8/255, the worst case over each "
-                  f"level's attacks; the flags and the per-attack tables are on [the leaderboard page]({page})."]
+                  f"{len(results)} of the protocol's {len(listed)} defenses scored so far. Robust accuracy at "
+                  f"Linf 8/255, the worst case over each level's attacks; the flags and the per-attack tables are on [the leaderboard page]({page})."]
     else:
         lines += [f"No `{PROTOCOL}` results yet."]
     return "\n".join([*lines, end])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-
-
 from bench.claims import BEGIN, CLAIMS, END, render
 
 DF, CW = "deepfool_l2(steps=50)", "cw_l2(steps=100, binary_search_steps=5)"

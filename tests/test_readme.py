@@ -28,7 +28,8 @@ def test_round_trip_check_and_hand_text_kept(tmp_path: Path, capsys: pytest.Capt
     text = readme.read_text(encoding="utf-8")
     assert text.startswith("# x\n\nbefore\n") and "\nmiddle\n" in text and text.endswith("\nafter\n")
     assert "old table" not in text and "old claims" not in text
-    assert "| 1      | `jpeg(quality=75)` | 87.0%" in text and f"1 of the protocol's {len(load_protocol(PROTOCOL).defenses)} defenses scored so far" in text
+    listed = len(load_protocol(PROTOCOL).defenses)
+    assert "| 1      | `jpeg(quality=75)` | 87.0%" in text and f"1 of the protocol's {listed} defenses scored so far" in text
     assert main(args + ["--check"]) == 0
 
 
