@@ -36,7 +36,7 @@ import numpy as np
 
 from bench.transform import Images, Transform, register_transform
 
-_DB: dict[tuple, jax.Array] = {}
+_DB: dict[tuple, np.ndarray] = {}
 
 
 def db_path(patch: int, size: int, seed: int = 0) -> Path:
@@ -72,8 +72,12 @@ def write_database(patch: int, size: int, seed: int = 0, data: str | None = None
     return path
 
 
-def load_database(patch: int, size: int, seed: int = 0) -> jax.Array:
-    """The database as float32 ``[size, patch * patch * C]`` in [0, 1] (built if missing)."""
+def load_database(patch: int, size: int, seed: int = 0) -> np.ndarray:
+    """The database as float32 ``[size, patch * patch * C]`` in [0, 1] (built if missing).
+
+    A NumPy array, converted in NumPy: the first call may come from inside a ``jit`` trace,
+    where a ``jnp`` result would be a tracer that a later trace cannot use.
+    """
     key = (patch, size, seed)
     if key not in _DB:
         path = db_path(patch, size, seed)
@@ -84,7 +88,7 @@ def load_database(patch: int, size: int, seed: int = 0) -> jax.Array:
             write_database(patch, size, seed)
             with np.load(path, allow_pickle=False) as z:
                 patches = z["patches"]
-        _DB[key] = jnp.asarray(patches.reshape(size, -1), jnp.float32) / 255.0
+        _DB[key] = patches.reshape(size, -1).astype(np.float32) / np.float32(255.0)
     return _DB[key]
 
 
@@ -129,7 +133,8 @@ class Quilting(Transform):
         p = self.patch
         if h < p or w < p:
             raise ValueError(f"images {h}x{w} are smaller than the {p}x{p} patches")
-        db = load_database(p, self.db_size)
+        db_np = load_database(p, self.db_size)
+        db = jnp.asarray(db_np)
         if db.shape[1] != p * p * c:
             raise ValueError(f"the patch database has {db.shape[1] // (p * p)} channels, images have {c}")
         ys, xs = grid(h, p, p - self.overlap), grid(w, p, p - self.overlap)
@@ -139,7 +144,7 @@ class Quilting(Transform):
         queries = x[:, rows, cols, :]  # [B, Py, Px, p, p, C]
         q = queries.reshape(-1, p * p * c)
         # squared distances up to the per-query constant |q|^2: |d|^2 - 2 q.d
-        scores = 2.0 * q @ db.T - jnp.sum(db * db, axis=1)
+        scores = 2.0 * q @ db.T - jnp.asarray(np.sum(db_np * db_np, axis=1))
         _, nearest = jax.lax.top_k(scores, self.k)  # [Q, k]
         pick = jax.random.randint(key, (q.shape[0], 1), 0, self.k)
         chosen = db[jnp.take_along_axis(nearest, pick, axis=1)[:, 0]]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bench.registry import SpecError
-from bench.transform import build_transform
+from bench.transform import bpda, build_transform
 from defenses import quilting
 from defenses.quilting import build_database, grid
 
@@ -19,7 +19,7 @@ SIZE = 64  # a db_size no real database uses: the fixture's synthetic one
 def synthetic_db():
     """A known database of 64 random 4x4x3 patches, injected in place of the real one."""
     db = np.random.default_rng(0).random((SIZE, 4 * 4 * 3)).astype(np.float32)
-    quilting._DB[(4, SIZE, 0)] = jnp.asarray(db)
+    quilting._DB[(4, SIZE, 0)] = db
     yield db
     quilting._DB.pop((4, SIZE, 0))
 
@@ -75,6 +75,25 @@ def test_randomized_deterministic_per_key_and_vmappable(synthetic_db: np.ndarray
     keys = jax.random.split(jax.random.key(9), 2)
     batched = jax.jit(jax.vmap(t.__call__, in_axes=(None, 0)))(x, keys)
     assert np.allclose(batched[1], t(x, keys[1]), atol=1e-6)
+
+
+def test_database_first_loaded_inside_jit_serves_later_traces(tmp_path, monkeypatch) -> None:
+    """The first use is usually inside a jitted attack; a second trace (another batch shape,
+    or the EOT gradient after the scoring pass) must not see a tracer left by the first."""
+    monkeypatch.setenv("SHIELDBENCH_CACHE", str(tmp_path))
+    size = SIZE + 1  # a key no other test injects
+    patches = np.random.default_rng(2).integers(0, 256, (size, 4, 4, 3), dtype=np.uint8)
+    path = quilting.db_path(4, size)
+    path.parent.mkdir(parents=True)
+    np.savez(path, patches=patches)
+    monkeypatch.setattr(quilting, "_DB", {})
+    t = build_transform(f"quilting(patch=4, overlap=2, k=3, db_size={size})")
+    f = jax.jit(t.__call__)
+    first = f(jnp.zeros((2, 8, 8, 3)), jax.random.key(0))
+    again = f(jnp.zeros((3, 8, 8, 3)), jax.random.key(0))  # a new shape: traced again
+    grad = jax.grad(lambda x: jnp.sum(jax.vmap(lambda k: bpda(t)(x, k))(jax.random.split(jax.random.key(1), 2))))
+    assert first.shape == (2, 8, 8, 3) and again.shape == (3, 8, 8, 3)
+    assert np.isfinite(np.asarray(jax.jit(grad)(jnp.zeros((2, 8, 8, 3))))).all()
 
 
 def test_database_is_deterministic() -> None:
