@@ -161,7 +161,7 @@ class Runner:
     def base_correct(self, name: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Bool ``[N]``: the bare model ``name`` classifies ``x`` correctly (batched)."""
         fn = self._logits(name)
-        return self.correct(lambda xb, key: jnp.argmax(fn(xb), -1), x, y, 1, f"bare|{name}")[0]
+        return self.correct(lambda xb, keys: jnp.argmax(fn(xb), -1)[None], x, y, 1, f"bare|{name}")[0]
 
     def craft(self, stage: str, attack: Attack, batches: list[tuple[int, np.ndarray]],
               logits_for_batch: Callable[[int], Callable], key_parts: dict[str, Any]
@@ -201,25 +201,28 @@ class Runner:
             self.emit(RunEvent(stage, i + 1, len(batches)))
         return np.concatenate(xs), np.concatenate(ss), seconds
 
-    def correct(self, predict: Callable[[jax.Array, jax.Array], jax.Array], x: np.ndarray, y: np.ndarray,
+    def correct(self, predict_draws: Callable[[jax.Array, jax.Array], jax.Array], x: np.ndarray, y: np.ndarray,
                 draws: int, stream: str, first_batch: int = 0) -> np.ndarray:
         """Bool ``[R, N]``: defended predictions == labels, for R draws of the defense's randomness.
 
         ``x`` is scored in protocol-size batches numbered from ``first_batch`` (a shard's
-        first batch number): batch ``j`` of draw ``r`` always gets the same key.
+        first batch number): batch ``j`` of draw ``r`` always gets the key
+        ``fold_in(fold_in(stream key, r), j)``. ``predict_draws(xb, keys [R]) -> [R, B]``
+        takes a batch's R keys at once (``DefendedClassifier.predict_draws``), so work that
+        does not depend on the key (quilting's neighbour search) is done once per batch.
         """
         skey = jax.random.fold_in(self.root, _stable_int(f"score|{stream}"))
+        draw_keys = [jax.random.fold_in(skey, r) for r in range(draws)]
         b = self.protocol.batch_size
         out = np.zeros((draws, len(x)), bool)
-        for r in range(draws):
-            kr = jax.random.fold_in(skey, r)
-            for i in range(0, len(x), b):
-                xb = x[i : i + b]
-                pad = b - len(xb)
-                if pad:
-                    xb = np.concatenate([xb, np.zeros((pad, *xb.shape[1:]), xb.dtype)])
-                pred = np.asarray(predict(_place(xb), jax.random.fold_in(kr, first_batch + i // b)))[: b - pad]
-                out[r, i : i + b] = pred == y[i : i + b]
+        for i in range(0, len(x), b):
+            xb = x[i : i + b]
+            pad = b - len(xb)
+            if pad:
+                xb = np.concatenate([xb, np.zeros((pad, *xb.shape[1:]), xb.dtype)])
+            keys = jnp.stack([jax.random.fold_in(kr, first_batch + i // b) for kr in draw_keys])
+            pred = np.asarray(predict_draws(_place(xb), keys))[:, : b - pad]
+            out[:, i : i + b] = pred == y[None, i : i + b]
         return out
 
     def defense_cost_ms(self, clf: DefendedClassifier, batch: int = COST_BATCH, seconds: float = 1.0) -> float:
@@ -255,7 +258,7 @@ class Runner:
         clf = DefendedClassifier(defense, {m: self.model(m).logits_fn() for m in defense.members})
         draws = p.draws if defense.randomized else 1
         first, _, pos = self._units(np.arange(p.n), shard)
-        clean = CleanRecords(pos, self.correct(clf.predict, self.x[pos], self.y[pos], draws, "clean", first),
+        clean = CleanRecords(pos, self.correct(clf.predict_draws, self.x[pos], self.y[pos], draws, "clean", first),
                              self.base_clean()[pos])
         records, skipped = [], []
         models = {m: self.model(m).card["weights_sha256"] for m in {p.base, *defense.members}}
@@ -332,7 +335,7 @@ class Runner:
             thr = p.l2_threshold
             counted = success & (l2 <= thr)
             x_adv = np.where(counted[:, None, None, None], x_adv, x)
-        correct = self.correct(clf.predict, x_adv, y, draws, f"{level}|{attack!r}", first)
+        correct = self.correct(clf.predict_draws, x_adv, y, draws, f"{level}|{attack!r}", first)
         fooled = None
         if level != "adaptive":
             fooled = self.base_clean()[pos] & ~self.base_correct(p.base, x_adv, y)

@@ -113,6 +113,7 @@ class Quilting(Transform):
     """
 
     randomized = True
+    key_free_work = True  # the neighbour search: done once for all EOT samples and draws
     patch: int = 5
     overlap: int = 2
     k: int = 10

@@ -77,6 +77,20 @@ def test_randomized_deterministic_per_key_and_vmappable(synthetic_db: np.ndarray
     assert np.allclose(batched[1], t(x, keys[1]), atol=1e-6)
 
 
+def test_scoring_draws_share_the_search_and_match_one_call_per_key(synthetic_db: np.ndarray) -> None:
+    from bench.defense import DefendedClassifier, build_defense
+
+    defense = build_defense(f"quilting(patch=4, overlap=2, k=5, db_size={SIZE})")
+    w = jax.random.normal(jax.random.key(3), (8 * 8 * 3, 10))
+    clf = DefendedClassifier(defense, {"resnet20": lambda x: x.reshape(len(x), -1) @ w})
+    x = jax.random.uniform(jax.random.key(4), (6, 8, 8, 3))
+    keys = jax.random.split(jax.random.key(5), 4)
+    together = np.asarray(clf.predict_draws(x, keys))
+    assert clf._vmap_draws is not None and together.shape == (4, 6)
+    assert np.array_equal(together, np.stack([np.asarray(clf.predict(x, k)) for k in keys]))
+    assert len({row.tobytes() for row in together}) > 1  # the draws differ: each used its own key
+
+
 def test_database_first_loaded_inside_jit_serves_later_traces(tmp_path, monkeypatch) -> None:
     """The first use is usually inside a jitted attack; a second trace (another batch shape,
     or the EOT gradient after the scoring pass) must not see a tracer left by the first."""

@@ -104,6 +104,28 @@ def test_randomized_defense_uses_draws_and_eot(world: dict[str, Path]) -> None:
     assert again["attacks"][0]["robust_accuracy"] == r["attacks"][0]["robust_accuracy"]
 
 
+def test_draws_are_scored_in_one_call_with_the_documented_keys(world: dict[str, Path]) -> None:
+    from bench import build_defense, load_model, load_protocol
+    from bench.defense import DefendedClassifier
+    from bench.runner import Runner, _stable_int
+
+    runner = Runner(load_protocol("tiny"))
+    clf = DefendedClassifier(build_defense("slq()"), {"resnet20": load_model("resnet20").logits_fn()})
+    b = runner.protocol.batch_size
+    n = b + 3  # two batches, the second padded to a full one, as the runner does
+    x = np.asarray(jax.random.uniform(jax.random.key(0), (n, 32, 32, 3)))
+    labels = np.asarray(clf.predict(jnp.asarray(x), jax.random.key(5)))
+    got = runner.correct(clf.predict_draws, x, labels, 3, "stream", first_batch=7)
+    skey = jax.random.fold_in(runner.root, _stable_int("score|stream"))
+    for r in range(3):
+        for j, i in enumerate(range(0, n, b)):
+            key = jax.random.fold_in(jax.random.fold_in(skey, r), 7 + j)
+            xb = np.concatenate([x[i : i + b], np.zeros((b - len(x[i : i + b]), 32, 32, 3), np.float32)])
+            want = np.asarray(clf.predict(jnp.asarray(xb), key))[: len(x[i : i + b])] == labels[i : i + b]
+            assert np.array_equal(got[r, i : i + b], want), (r, j)
+    assert not (got.all(axis=0) | ~got.any(axis=0)).all()  # the draws differ somewhere: the keys matter
+
+
 def test_attack_once_defend_many_and_damaged_cache(world: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     import dataclasses
 
