@@ -7,8 +7,9 @@ library underneath returns data.
 from __future__ import annotations
 
 import argparse
-import shlex
 from pathlib import Path
+
+from bench.io import shell_join
 
 DEFAULT_PROTOCOL = "cifar10-smoke"
 
@@ -37,7 +38,7 @@ class _Bars:
 
 
 def _run_command(protocol: str, spec: str) -> str:
-    return shlex.join(["shieldbench", "run", "--protocol", protocol, "--defense", spec])
+    return shell_join(["shieldbench", "run", "--protocol", protocol, "--defense", spec])
 
 
 def _score(protocol_name: str, defenses, console, *, data=None, cache=None, command=None, extra=None,
@@ -134,7 +135,7 @@ def _run_job(args: argparse.Namespace, protocol, defenses, console) -> int:
     _score(protocol.name, defenses, console, data=args.data, cache=AdversarialCache(enabled=not args.no_cache),
            job=(shard, selection), on_result=lambda p: console.print(f"wrote {save_partial(root, p)}"))
     merge = ["shieldbench", "merge", "--protocol", protocol.name] + (["--partials", args.partials] if args.partials else [])
-    console.print(f"when every job has run: {shlex.join(merge)}")
+    console.print(f"when every job has run: {shell_join(merge)}")
     return 0
 
 
@@ -188,7 +189,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         validate_defense(d)
         console.print(f"[green]{d.spec}: contract checks passed[/] ({', '.join(CHECKS)})")
     results = _score(args.protocol, defenses, console, data=args.data, extra=submission,
-                     command=lambda d: shlex.join(["shieldbench", "submit", str(args.file), "--protocol",
+                     command=lambda d: shell_join(["shieldbench", "submit", str(args.file), "--protocol",
                                                    args.protocol, "--record"]))
     _rows(results, console)
     if args.record:

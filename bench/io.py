@@ -47,3 +47,21 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
 def sha256_bytes(data: bytes) -> str:
     """Hex sha256 of ``data``."""
     return hashlib.sha256(data).hexdigest()
+
+
+_SHELL_SPECIAL_IN_DOUBLE_QUOTES = set('"$`\\!')
+
+
+def shell_join(parts: list[str]) -> str:
+    """A POSIX shell command line for ``parts``, like ``shlex.join``, but an argument that
+    holds single quotes (a spec such as ``fd(preset='code')``) is put in double quotes when
+    nothing in it is special there, instead of shlex's ``'fd(preset='"'"'code'"'"')'``."""
+    import shlex
+
+    out = []
+    for part in parts:
+        if "'" in part and not _SHELL_SPECIAL_IN_DOUBLE_QUOTES & set(part):
+            out.append(f'"{part}"')
+        else:
+            out.append(shlex.quote(part))
+    return " ".join(out)

@@ -21,13 +21,12 @@ import dataclasses
 import hashlib
 import json
 import re
-import shlex
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.io import atomic_write_json, cache_root
+from bench.io import atomic_write_json, cache_root, shell_join
 from bench.metrics import AttackRecords, CleanRecords
 from bench.protocol import Protocol
 from bench.results import KNOWLEDGE_LEVELS, result_filename
@@ -224,5 +223,5 @@ def job_commands(protocol: Protocol, specs: list[str], shards: int = 1, split_at
                     cmd += ["--knowledge", level]
                 if partials:
                     cmd += ["--partials", partials]
-                out.append(shlex.join(cmd))
+                out.append(shell_join(cmd))
     return out

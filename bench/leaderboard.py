@@ -22,6 +22,7 @@ Randomized defenses show accuracies as ``mean ± std`` over the R draws.
 
 from __future__ import annotations
 
+import shlex
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from bench.io import atomic_write_bytes
+from bench.io import atomic_write_bytes, shell_join
 from bench.results import KNOWLEDGE_LEVELS, load_results, protocols_with_results, results_root
 from bench.sanity import EXPLANATIONS, sanity_flags
 
@@ -101,6 +102,19 @@ def _acc(stats: dict[str, Any] | None, randomized: bool) -> str:
     if randomized:
         return f"{100.0 * stats['mean']:.1f} ± {100.0 * stats['std']:.1f}%"
     return format_pct(stats["mean"])
+
+
+def _display_command(command: str) -> str:
+    """A stored command line re-quoted for reading (``bench.io.shell_join``): the same words.
+
+    Only a line that ``shlex.join`` wrote is re-quoted; one with shell operators (``|``) or
+    its own quoting is shown as stored.
+    """
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return command
+    return shell_join(words) if shlex.join(words) == command else command
 
 
 def _code(text: str) -> str:
@@ -221,7 +235,7 @@ def headline_table(results: list[dict[str, Any]], flags_of: dict[str, list[str]]
             str(rank), _code(r["defense"]["spec"]), _acc(r["clean_accuracy"], rnd),
             *(_acc(None if worst[lv] is None else worst[lv]["robust_accuracy"], rnd) for lv in KNOWLEDGE_LEVELS),
             format_pct(h["eliminated"]), f"{h['defense_ms']:.2f}", " ".join(flags_of[r["defense"]["spec"]]) or _DASH,
-            _code(r["provenance"]["command"]),
+            _code(_display_command(r["provenance"]["command"])),
         ])
     headers = ["Rank", "Defense", "Clean", "Gray-box", "Transfer", "Adaptive", "Eliminated", "ms/img", "Flags",
                "Command"]

@@ -351,3 +351,18 @@ def test_changes_survive_os_level_roundtrip(tmp_path: Path) -> None:
     assert changes == [Change("a()", "clean", 0.9, 0.7)]
     assert changes[0].delta == pytest.approx(-0.2)
     assert os.path.exists(result_path(tmp_path, PROTOCOL, "a()"))
+
+
+@pytest.mark.parametrize("arg", ["fd(preset='code')", "plain", "two words", "it's $HOME", 'say "hi"', "a'b`c", "x!'y",
+                                 "back\\slash'", ""])
+def test_shell_join_round_trips_and_reads_well(arg: str) -> None:
+    import shlex
+
+    from bench.io import shell_join
+    from bench.leaderboard import _display_command
+
+    line = shell_join(["shieldbench", "run", "--defense", arg])
+    assert shlex.split(line) == ["shieldbench", "run", "--defense", arg]
+    assert _display_command(shlex.join(["shieldbench", "run", "--defense", arg])) == line
+    if arg == "fd(preset='code')":
+        assert line == "shieldbench run --defense \"fd(preset='code')\""
