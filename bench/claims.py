@@ -154,9 +154,19 @@ CLAIMS: tuple[Claim, ...] = (
 )
 
 
+class _BySpec(dict):
+    """Results by their defense's canonical spec; ``get`` canonicalises the spec it is given,
+    so a claim naming ``tvm()`` finds the result stored as ``tvm(drop=0.5, weight=0.03)``."""
+
+    def get(self, spec: str, default: Any = None) -> Any:
+        from bench.defense import build_defense
+
+        return super().get(build_defense(spec).spec, default)
+
+
 def render(results: list[dict[str, Any]]) -> str:
     """The generated README block (markers included), deterministic for the same results."""
-    by_spec = {r["defense"]["spec"]: r for r in results}
+    by_spec = _BySpec({r["defense"]["spec"]: r for r in results})
     rows = []
     for c in CLAIMS:
         (value, how), verdict = c.verdict(by_spec)

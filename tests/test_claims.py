@@ -71,3 +71,13 @@ def test_adaptive_about_and_at_most() -> None:
     assert table["BPDA takes JPEG q75 to 0%"][6] == "at most: holds"
     assert table["BPDA takes 3-bit depth to 0%"][6] == "at most: does not hold"  # 7 > 0 + 5
     assert table["FD 1x keeps ~10% under BPDA"][4] == "—"
+
+
+def test_a_claim_finds_the_result_under_its_canonical_spec() -> None:
+    from bench.defense import build_defense
+
+    stored = build_defense("tvm()").spec  # the runner stores canonical specs: tvm()'s spells its fields out
+    assert stored != "tvm()"
+    table = rows(render([result(stored, [entry("adaptive", "pgd(eps=8, steps=50)", 0.072)])]))
+    assert table["BPDA takes TV minimisation to 0%"][4:] == ["7.2%", "`tvm()`, BPDA PGD-50 8/255",
+                                                             "at most: does not hold"]
