@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -56,8 +57,6 @@ def shell_join(parts: list[str]) -> str:
     """A POSIX shell command line for ``parts``, like ``shlex.join``, but an argument that
     holds single quotes (a spec such as ``fd(preset='code')``) is put in double quotes when
     nothing in it is special there, instead of shlex's ``'fd(preset='"'"'code'"'"')'``."""
-    import shlex
-
     out = []
     for part in parts:
         if "'" in part and not _SHELL_SPECIAL_IN_DOUBLE_QUOTES & set(part):

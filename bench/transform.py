@@ -39,8 +39,8 @@ class Transform:
     Class attributes:
         randomized: whether ``__call__`` uses its key.
         key_free_work: whether most of the work does not depend on the key (quilting's
-            neighbour search). Then several draws are run as one ``vmap`` over their keys,
-            which does that work once; otherwise one after another (``lax.map``), which is
+            neighbour search). Then several scoring draws are run as one ``vmap`` over their
+            keys, which does that work once; otherwise one call per draw, which measured
             faster when every step depends on the key. Speed only: the outputs are the same.
         spec_name: set by ``@register_transform(name)``.
     """

@@ -49,8 +49,8 @@ def main() -> None:
         n = args.batch * args.draws
         ours = rate(lambda: clf.predict_draws(x, keys), n, args.seconds)
         ref = rate(lambda: [clf.predict(x, k) for k in keys], n, args.seconds)
-        rows.append([spec, all(t.key_free_work for t in defense.transforms), args.draws, args.batch, f"{ours:,.0f}", f"{ref:,.0f}",
-                     f"{ours / ref:.2f}x"])
+        vmapped = all(t.key_free_work for t in defense.transforms)
+        rows.append([spec, vmapped, args.draws, args.batch, f"{ours:,.0f}", f"{ref:,.0f}", f"{ours / ref:.2f}x"])
     print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()}; {args.seconds:.0f} s per entry")
     print(tabulate(rows, headers=["defense", "vmap", "draws", "batch", "predict_draws (img-draws/s)",
                                   "a call per draw", "ratio"], tablefmt="github"))
