@@ -4,7 +4,9 @@
   by side (the shape of SHIELD's Fig. 4). At each eps the worst case over that level's Linf
   attacks is plotted, as in the leaderboard's headline; eps 0 is clean accuracy.
 * ``tradeoff_scatter``: clean vs adaptive robust accuracy (Linf 8/255 headline), marker area
-  proportional to the defense's preprocessing cost.
+  proportional to the defense's preprocessing cost. Labels are placed apart
+  (``bench.label_placement``); points in a cluster too dense to label get key numbers, listed
+  beside the axes.
 * ``gallery``: one test image: clean, its gray-box adversarial example, and each defense's
   output of the adversarial image, each titled with the defended prediction.
 
@@ -81,28 +83,77 @@ def robustness_curves(results: Sequence[dict[str, Any]], path: Path, title: str 
 
 
 def tradeoff_scatter(results: Sequence[dict[str, Any]], path: Path, title: str = "") -> Path:
+    """Clean vs adaptive accuracy, one marker per defense, labelled by ``_label_points``."""
     from bench.leaderboard import headline
 
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 5))
-    top = 0.0
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    rows = []
     for r in results:
         h = headline(r)
-        if h["adaptive"] is None:
-            continue
-        top = max(top, 100 * h["adaptive"])
-        size = 20 + 400 * min(1.0, h["defense_ms"] / 5.0)
-        ax.scatter(100 * h["clean"], 100 * h["adaptive"], s=size, alpha=0.6)
-        ax.annotate(r["defense"]["spec"], (100 * h["clean"], 100 * h["adaptive"]), fontsize=7,
-                    xytext=(4, 4), textcoords="offset points")
+        if h["adaptive"] is not None:
+            rows.append((r["defense"]["spec"], 100 * h["clean"], 100 * h["adaptive"],
+                         20 + 400 * min(1.0, h["defense_ms"] / 5.0)))
+    top = max([a for _, _, a, _ in rows], default=0.0)
+    for _, clean, adaptive, size in rows:
+        ax.scatter(clean, adaptive, s=size, alpha=0.6)
     ax.set_xlabel("clean accuracy (%)")
     ax.set_ylabel("adaptive robust accuracy at 8/255 (%)")
     ax.set_ylim(-1.0, max(10.0, top + 5.0))  # from 0, so that near-0% rows do not read as spread out
     ax.grid(alpha=0.3)
     ax.set_title(title or "clean vs adaptive robust accuracy (marker area: defense ms/img, capped at 5 ms)")
+    if rows:
+        _label_points(fig, ax, [(spec, (c, a), size) for spec, c, a, size in rows])
     path = _save(fig, path)
     plt.close(fig)
     return path
+
+
+def _label_points(fig, ax, points: Sequence[tuple[str, tuple[float, float], float]]) -> None:
+    """Label scatter points ``(label, (x, y), marker area in pt^2)`` without overprinting.
+
+    A label goes next to its point where a free spot lies within ~20 px
+    (``bench.label_placement``); a point in a cluster too dense for that gets a key number
+    (placed the same way, with a leader line when it sits apart), and the keys are listed to the
+    right of the axes.
+    """
+    from bench.label_placement import place_labels
+
+    renderer = fig.canvas.get_renderer()
+
+    def measure(text: str) -> tuple[float, float]:
+        t = ax.text(0, 0, text, fontsize=7)
+        bb = t.get_window_extent(renderer)
+        t.remove()
+        return bb.width + 2, bb.height + 2
+
+    pts = ax.transData.transform(np.array([xy for _, xy, _ in points]))
+    radius = np.sqrt(np.array([s for *_, s in points]) / np.pi) * fig.dpi / 72
+    area = ax.bbox.extents
+    # crowded points first, so that they get the spots next to them
+    order = np.argsort(-(np.linalg.norm(pts[:, None] - pts[None], axis=-1) < 60).sum(1), kind="stable")
+    names = [points[i][0] for i in order]
+    boxes, ok = place_labels(pts[order], np.array([measure(n) for n in names]), area, radius[order],
+                             max_distance=20)
+    # keys for the rest, numbered left to right so that the list reads like the plot
+    rest = sorted(np.flatnonzero(~ok), key=lambda j: tuple(pts[order[j]]))
+    keys = [str(k + 1) for k in range(len(rest))]
+    if rest:
+        key_boxes, _ = place_labels(pts[order[rest]], np.array([measure(k) for k in keys]), area,
+                                    radius[order[rest]], obstacles=boxes[ok])
+        boxes[rest] = key_boxes
+    text = dict(zip(rest, keys))
+    to_data = ax.transData.inverted()
+    for j, i in enumerate(order):
+        box, p, rad = boxes[j], pts[i], radius[i]
+        gap = np.hypot(max(box[0] - p[0], 0, p[0] - box[2]), max(box[1] - p[1], 0, p[1] - box[3])) - rad
+        ax.annotate(text.get(j, names[j]), points[i][1], xytext=to_data.transform(box[:2] + 1),
+                    textcoords="data", fontsize=7, ha="left", va="bottom",
+                    arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "0.5", "shrinkA": 0, "shrinkB": 2}
+                    if gap > 6 else None)
+    if rest:
+        listing = "\n".join(f"{k}  {names[j]}" for k, j in zip(keys, rest))
+        ax.text(1.02, 0.0, listing, transform=ax.transAxes, fontsize=7, va="bottom", ha="left", family="monospace")
 
 
 def gallery(specs: Sequence[str], path: Path, index: int = 0, attack: str = "pgd(eps=8, steps=20)",
