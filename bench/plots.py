@@ -70,7 +70,9 @@ def robustness_curves(results: Sequence[dict[str, Any]], path: Path, title: str 
         for i, r in enumerate(results):
             eps, acc = curve(r, level)
             if len(eps) > 1:
-                ax.plot(eps, [100 * a for a in acc], marker="o", ms=3, color=cmap(i % 20), label=r["defense"]["spec"])
+                # 20 colours, then the same colours dashed: no two lines look alike
+                ax.plot(eps, [100 * a for a in acc], marker="o", ms=3, color=cmap(i % 20),
+                        linestyle=("-", "--", ":")[(i // 20) % 3], label=r["defense"]["spec"])
         ax.set_title(f"{level}{' (BPDA + EOT)' if level == 'adaptive' else ''}")
         ax.set_xlabel("Linf eps (/255)")
         ax.grid(alpha=0.3)
