@@ -66,7 +66,17 @@ def test_bpda_through_identity_equals_plain_pgd(world: dict[str, Path]) -> None:
     plain = attack.run(base.logits_fn(), x, y, jax.random.key(3))
     through = attack.run(lambda z: clf.attack_logits(z, jax.random.split(jax.random.key(9), 1)), x, y,
                          jax.random.key(3))
-    np.testing.assert_allclose(np.asarray(through.x_adv), np.asarray(plain.x_adv), atol=1e-6)
+    # The input gradients agree to float precision; PGD's sign step can still flip a component whose
+    # gradient is ~0 (the two graphs compile differently), so x_adv may differ in a rare element.
+    def loss(logits_fn):
+        return lambda z: jnp.sum(jax.nn.log_softmax(logits_fn(z))[jnp.arange(len(y)), y])
+
+    g_plain = jax.grad(loss(base.logits_fn()))(x)
+    g_through = jax.grad(loss(lambda z: clf.attack_logits(z, jax.random.split(jax.random.key(9), 1))))(x)
+    np.testing.assert_allclose(np.asarray(g_through), np.asarray(g_plain), rtol=1e-4,
+                               atol=1e-4 * float(jnp.max(jnp.abs(g_plain))))
+    differ = np.abs(np.asarray(through.x_adv) - np.asarray(plain.x_adv)) > 1e-6
+    assert differ.mean() < 1e-3, f"{differ.sum()} of {differ.size} pixels differ"
     assert np.array_equal(np.asarray(through.success), np.asarray(plain.success))
 
 
