@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -59,20 +60,24 @@ def test_bpda_through_identity_equals_plain_pgd(world: dict[str, Path]) -> None:
     from bench.defense import DefendedClassifier
 
     base = load_model("resnet20")
-    clf = DefendedClassifier(build_defense("identity()"), {"resnet20": base.logits_fn()})
+    plain_logits = base.logits_fn()
+    clf = DefendedClassifier(build_defense("identity()"), {"resnet20": plain_logits})
     x = jax.random.uniform(jax.random.key(0), (8, 32, 32, 3))
     y = jnp.argmax(base.predict(x), -1)
     attack = build_attack("pgd(eps=8, steps=5)")
-    plain = attack.run(base.logits_fn(), x, y, jax.random.key(3))
-    through = attack.run(lambda z: clf.attack_logits(z, jax.random.split(jax.random.key(9), 1)), x, y,
-                         jax.random.key(3))
+
+    def through_logits(z: jax.Array) -> jax.Array:
+        return clf.attack_logits(z, jax.random.split(jax.random.key(9), 1))
+
+    plain = attack.run(plain_logits, x, y, jax.random.key(3))
+    through = attack.run(through_logits, x, y, jax.random.key(3))
     # The input gradients agree to float precision; PGD's sign step can still flip a component whose
     # gradient is ~0 (the two graphs compile differently), so x_adv may differ in a rare element.
-    def loss(logits_fn):
+    def loss(logits_fn: Callable[[jax.Array], jax.Array]) -> Callable[[jax.Array], jax.Array]:
         return lambda z: jnp.sum(jax.nn.log_softmax(logits_fn(z))[jnp.arange(len(y)), y])
 
-    g_plain = jax.grad(loss(base.logits_fn()))(x)
-    g_through = jax.grad(loss(lambda z: clf.attack_logits(z, jax.random.split(jax.random.key(9), 1))))(x)
+    g_plain = jax.grad(loss(plain_logits))(x)
+    g_through = jax.grad(loss(through_logits))(x)
     np.testing.assert_allclose(np.asarray(g_through), np.asarray(g_plain), rtol=1e-4,
                                atol=1e-4 * float(jnp.max(jnp.abs(g_plain))))
     differ = np.abs(np.asarray(through.x_adv) - np.asarray(plain.x_adv)) > 1e-6
