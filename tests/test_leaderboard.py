@@ -366,3 +366,25 @@ def test_shell_join_round_trips_and_reads_well(arg: str) -> None:
     assert _display_command(shlex.join(["shieldbench", "run", "--defense", arg])) == line
     if arg == "fd(preset='code')":
         assert line == "shieldbench run --defense \"fd(preset='code')\""
+
+
+def test_committed_results_match_their_protocol_files() -> None:
+    """Every committed result was made under the protocol file now in the checkout, byte for byte.
+
+    A protocol's identity is the sha256 of its file, comments included: an edit to the file makes
+    every stored row look outdated to a re-run and to ``shieldbench merge``.
+    """
+    from bench.protocol import PROTOCOL_DIR, parse_protocol
+
+    root = results_root()
+    checked = 0
+    for name in protocols_with_results(root):
+        path = PROTOCOL_DIR / f"{name}.toml"
+        assert path.is_file(), f"{root / name}: results for a protocol with no file in {PROTOCOL_DIR}"
+        sha = parse_protocol(path).sha256
+        for r in load_results(root, name):
+            assert r["protocol"]["sha256"] == sha, (
+                f"{name}: {r['defense']['spec']} was made under protocol sha256 {r['protocol']['sha256'][:12]}, "
+                f"the file {path} is now {sha[:12]}; restore the file or re-run the rows")
+            checked += 1
+    assert checked > 0
