@@ -11,6 +11,9 @@ and reports and converted here. Two Foolbox behaviours are handled once, here:
   kept whether or not it fooled the *crafting* model: a transfer or gray-box example that
   misses its source model may still fool the defended one, and dropping it would inflate
   robust accuracy;
+* Foolbox differentiates ``x -> logits``; the target's ``logits(x, key)`` gets a fresh key
+  (``fold_in(key, call number)``) at every call, so a randomized target's EOT samples are
+  new at every gradient evaluation, as EOT requires;
 * eagerpy's JAX backend draws random numbers (PGD's random start) from a hidden module-level
   key that is fixed at import; it is re-seeded from the caller's key before every run, so
   the same key gives the same examples and different jobs get different starts.
@@ -20,9 +23,8 @@ and reports and converted here. Two Foolbox behaviours are handled once, here:
 
 from __future__ import annotations
 
-import dataclasses
+import itertools
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 import eagerpy as ep
@@ -31,21 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-LogitsFn = Callable[[jax.Array], jax.Array]
-
-
-@dataclasses.dataclass(frozen=True)
-class AttackOutput:
-    """Adversarial examples of one batch.
-
-    Attributes:
-        x_adv: float32 ``[B, H, W, C]`` in [0, 1]; equal to the clean image where the
-            attack failed.
-        success: bool ``[B]``, Foolbox's success mask on the crafting model.
-    """
-
-    x_adv: jax.Array
-    success: jax.Array
+from attacks.target import AttackOutput, AttackTarget
 
 
 def _reseed_eagerpy(key: jax.Array) -> None:
@@ -82,7 +70,7 @@ def foolbox_attack(name: str, params: dict[str, Any]) -> tuple[fb.attacks.Attack
 def run_attack(
     name: str,
     params: dict[str, Any],
-    logits_fn: LogitsFn,
+    target: AttackTarget,
     x: jax.Array,
     y: jax.Array,
     key: jax.Array,
@@ -91,17 +79,18 @@ def run_attack(
 
     Args:
         name, params: the attack spec's name and all its fields.
-        logits_fn: differentiable ``x -> logits`` of the crafting model (may include a
-            BPDA-wrapped defense).
+        target: the crafting pipeline (a bare model, or a defense through its surrogate
+            gradient with EOT).
         x: float32 ``[B, H, W, C]`` in [0, 1].
         y: int ``[B]`` true labels.
-        key: PRNG key for random starts.
+        key: PRNG key for random starts and the target's EOT samples.
 
     Returns:
         The adversarial batch (see ``AttackOutput``) and the success mask.
     """
     attack, eps = foolbox_attack(name, params)
-    model = fb.JAXModel(logits_fn, bounds=(0.0, 1.0))
+    calls, ekey = itertools.count(), jax.random.fold_in(key, 1)
+    model = fb.JAXModel(lambda z: target.logits(z, jax.random.fold_in(ekey, next(calls))), bounds=(0.0, 1.0))
     _reseed_eagerpy(key)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Foolbox warns about unbounded minimisation attacks

@@ -2,8 +2,10 @@
 
 Each attack is a frozen dataclass registered under a short name (``pgd(eps=8, steps=40)``);
 Linf budgets ``eps`` are in /255 (as in specs and reports) and have no default, so every
-spec and result names its budget. ``run`` delegates to
-``attacks.foolbox_adapter``, the only module that imports Foolbox. Defaults follow Foolbox
+spec and result names its budget. The Foolbox attacks' ``run``
+delegates to ``attacks.foolbox_adapter``, the only module that imports Foolbox; attacks
+Foolbox lacks are written in JAX, one file each beside this one (``attacks.apgd``,
+``attacks.square``), and override ``run``. Defaults follow Foolbox
 3.3.4 except where noted: C&W runs 100 steps x 5 binary-search steps (Foolbox: 10,000 x 9,
 hours on a CPU), and PGD's default is 40 steps.
 
@@ -20,9 +22,14 @@ from typing import ClassVar
 
 import jax
 
+from attacks.target import AttackOutput, AttackTarget, as_target
 from bench.registry import Registry, spec_of
 
-ATTACKS: Registry[Attack] = Registry("attack")
+def _load_jax_attacks() -> None:
+    from attacks import apgd, square, worst_case  # noqa: F401  (register the JAX attacks on import)
+
+
+ATTACKS: Registry[Attack] = Registry("attack", _load_jax_attacks)
 register_attack = ATTACKS.register
 
 
@@ -33,11 +40,14 @@ class Attack:
     Class attributes:
         norm: ``"linf"`` or ``"l2"``.
         minimum_norm: True for attacks that search the smallest perturbation (no eps).
+        gradient_free: True for attacks that only query the target's outputs (then the
+            choice of surrogate gradient does not matter to them).
         spec_name: set by ``@register_attack``.
     """
 
     norm: ClassVar[str] = "linf"
     minimum_norm: ClassVar[bool] = False
+    gradient_free: ClassVar[bool] = False
     spec_name: ClassVar[str] = "attack"
 
     def __repr__(self) -> str:
@@ -46,26 +56,33 @@ class Attack:
     def params(self) -> dict:
         return dataclasses.asdict(self)
 
-    def run(self, logits_fn: Callable[[jax.Array], jax.Array], x: jax.Array, y: jax.Array, key: jax.Array):
-        """Crafts adversarial examples of ``x`` ``[B, H, W, C]`` against ``logits_fn``.
+    def run(self, target: AttackTarget | Callable[[jax.Array], jax.Array], x: jax.Array, y: jax.Array,
+            key: jax.Array) -> AttackOutput:
+        """Crafts adversarial examples of ``x`` ``[B, H, W, C]`` against ``target``.
+
+        Args:
+            target: an ``AttackTarget`` or a plain ``x -> logits`` function.
+            x: float32 ``[B, H, W, C]`` in [0, 1].
+            y: int ``[B]`` true labels.
+            key: the attack's randomness (random starts, EOT samples).
 
         Returns:
-            ``attacks.foolbox_adapter.AttackOutput`` (Linf: the in-budget output; minimum
-            norm: clean images where the attack failed).
+            ``AttackOutput`` (Linf: the in-budget output; minimum norm: clean images where
+            the attack failed).
         """
         from attacks.foolbox_adapter import run_attack
 
-        return run_attack(self.spec_name, self.params(), logits_fn, x, y, key)
+        return run_attack(self.spec_name, self.params(), as_target(target), x, y, key)
 
 
-def _positive(obj: Attack, *names: str) -> None:
+def positive(obj: Attack, *names: str) -> None:
     for n in names:
         v = getattr(obj, n)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
             raise ValueError(f"{n} must be a positive number, got {v!r}")
 
 
-def _count(obj: Attack, *names: str) -> None:
+def count(obj: Attack, *names: str) -> None:
     for n in names:
         v = getattr(obj, n)
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -80,7 +97,7 @@ class FGSM(Attack):
     eps: float
 
     def __post_init__(self) -> None:
-        _positive(self, "eps")
+        positive(self, "eps")
 
 
 @register_attack("ifgsm")
@@ -93,8 +110,8 @@ class IFGSM(Attack):
     rel_stepsize: float = 0.2
 
     def __post_init__(self) -> None:
-        _positive(self, "eps", "rel_stepsize")
-        _count(self, "steps")
+        positive(self, "eps", "rel_stepsize")
+        count(self, "steps")
 
 
 @register_attack("pgd")
@@ -113,10 +130,10 @@ class PGD(Attack):
     random_start: bool = True
 
     def __post_init__(self) -> None:
-        _positive(self, "eps")
+        positive(self, "eps")
         if self.rel_stepsize is not None:
-            _positive(self, "rel_stepsize")
-        _count(self, "steps")
+            positive(self, "rel_stepsize")
+        count(self, "steps")
 
     def params(self) -> dict:
         out = dataclasses.asdict(self)
@@ -136,8 +153,8 @@ class DeepFoolL2(Attack):
     overshoot: float = 0.02
 
     def __post_init__(self) -> None:
-        _count(self, "steps", "candidates")
-        _positive(self, "overshoot")
+        count(self, "steps", "candidates")
+        positive(self, "overshoot")
 
 
 @register_attack("cw_l2")
@@ -154,8 +171,8 @@ class CarliniWagnerL2(Attack):
     initial_const: float = 1e-3
 
     def __post_init__(self) -> None:
-        _count(self, "steps", "binary_search_steps")
-        _positive(self, "stepsize", "initial_const")
+        count(self, "steps", "binary_search_steps")
+        positive(self, "stepsize", "initial_const")
         if self.confidence < 0:
             raise ValueError(f"confidence must be >= 0, got {self.confidence}")
 

@@ -18,7 +18,9 @@ View ``i`` draws its randomness from ``fold_in(key, i)``. Votes:
   term is below 1/2 and distinct for every class.
 
 Adaptive attacks always differentiate the *mean logits* of the views (a majority vote has no
-useful gradient), with every transform replaced by its BPDA surrogate (``bench.bpda``).
+useful gradient), with every transform's gradient replaced by the surrogate the attacker
+chose (``bench.transform.bpda``): a defense offers the union of its transforms' surrogates
+(``Defense.surrogates``), and a view whose transform lacks the chosen one uses the identity.
 
 Every registered transform is a defense on the base model: ``build_defense("jpeg(quality=75)")``.
 Named multi-model defenses are factories registered with ``@register_defense("name")`` that
@@ -35,6 +37,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from attacks.target import AttackTarget
 from bench.registry import Registry, SpecError, format_spec, parse_spec, unknown_name
 from bench.transform import TRANSFORMS, Images, Transform, bpda, build_transform
 
@@ -93,6 +96,13 @@ class Defense:
     def randomized(self) -> bool:
         """Whether the defended classifier's output depends on its key."""
         return any(t.randomized for t in self.transforms)
+
+    def surrogates(self) -> tuple[str, ...]:
+        """The surrogate gradients an attacker can choose: every transform's, default first."""
+        out: list[str] = []
+        for t in self.transforms:
+            out += [s for s in t.surrogates if s not in out]
+        return tuple(out)
 
     def views(self) -> list[tuple[Transform, str]]:
         """The (transform, member) pairs, one vote each."""
@@ -208,15 +218,19 @@ class DefendedClassifier:
         self.defense = defense
         views = defense.views()
 
-        def view_logits(x: Images, key: jax.Array, surrogate: bool) -> jax.Array:
+        def view_logits(x: Images, key: jax.Array, surrogate: str | None) -> jax.Array:
             out = []
             for i, (t, m) in enumerate(views):
-                fn = bpda(t) if surrogate else t
+                fn = t if surrogate is None else bpda(t, surrogate if surrogate in t.surrogates else "identity")
                 out.append(models[m](fn(x, jax.random.fold_in(key, i))))
             return jnp.stack(out)
 
         def scores(x: Images, key: jax.Array) -> jax.Array:
-            return combine(view_logits(x, key, False), defense.vote)
+            return combine(view_logits(x, key, None), defense.vote)
+
+        self._view_logits = view_logits
+        self._scores = scores
+        self._targets: dict[tuple[str, int], AttackTarget] = {}
 
         self.scores: Callable[[Images, jax.Array], jax.Array] = jax.jit(scores)
         """``(x [B,H,W,C], key) -> [B, K]`` scores whose argmax is the defended prediction."""
@@ -226,16 +240,38 @@ class DefendedClassifier:
             self._vmap_draws = jax.jit(jax.vmap(lambda x, key: jnp.argmax(scores(x, key), axis=-1),
                                                 in_axes=(None, 0)))
 
-        def attack_logits(x: Images, keys: jax.Array) -> jax.Array:
-            per_key = jax.vmap(lambda k: jnp.mean(view_logits(x, k, True), axis=0))(keys)
+        def attack_logits(x: Images, keys: jax.Array, surrogate: str = "identity") -> jax.Array:
+            per_key = jax.vmap(lambda k: jnp.mean(view_logits(x, k, surrogate), axis=0))(keys)
             return jnp.mean(per_key, axis=0)
 
-        self.attack_logits: Callable[[Images, jax.Array], jax.Array] = jax.jit(attack_logits)
-        """``(x, keys [K]) -> [B, K]``: mean logits through BPDA, averaged over the EOT keys."""
+        self.attack_logits: Callable[..., jax.Array] = jax.jit(attack_logits, static_argnames="surrogate")
+        """``(x, keys [K], surrogate) -> [B, K]``: mean logits through BPDA with ``surrogate``,
+        averaged over the EOT keys."""
 
         self.preprocess: Callable[[Images, jax.Array], jax.Array] = jax.jit(
             lambda x, key: [t(x, jax.random.fold_in(key, i)) for i, (t, _) in enumerate(views)])
         """All views' transformed images (for timing the defense's own cost)."""
+
+    def target(self, surrogate: str = "identity", eot: int = 1) -> AttackTarget:
+        """The defended pipeline as an attacker sees it (one object per choice, so attacks compile once).
+
+        Args:
+            surrogate: one of ``defense.surrogates()``; views whose transform lacks it use the identity.
+            eot: EOT samples K: ``logits(x, key)`` averages K draws split from ``key``.
+
+        Raises:
+            ValueError: the defense offers no such surrogate.
+        """
+        if surrogate not in self.defense.surrogates():
+            raise ValueError(f"{self.defense.spec} offers the surrogates {self.defense.surrogates()}, "
+                             f"not {surrogate!r}")
+        if (surrogate, eot) not in self._targets:
+            k = eot if self.defense.randomized else 1
+            self._targets[surrogate, eot] = AttackTarget(
+                logits=jax.jit(lambda x, key: self.attack_logits(x, jax.random.split(key, k), surrogate)),
+                predict=lambda x, key: jnp.argmax(self._scores(x, key), axis=-1),
+                randomized=self.defense.randomized)
+        return self._targets[surrogate, eot]
 
     def predict(self, x: Images, key: jax.Array) -> jax.Array:
         """Defended labels ``[B]``."""

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from bench.io import atomic_write_json, cache_root, shell_join
-from bench.metrics import AttackRecords, CleanRecords
+from bench.metrics import AttackRecords, CleanRecords, Stage, outcome_string, parse_outcomes
 from bench.protocol import Protocol
 from bench.results import KNOWLEDGE_LEVELS, result_filename
 
@@ -128,7 +128,9 @@ def partial_to_json(p: Partial) -> dict[str, Any]:
     def attack(r: AttackRecords) -> dict[str, Any]:
         return {"info": r.info, "dim": r.dim, "positions": r.positions.tolist(), "success": _bits(r.success),
                 "l2": r.l2.tolist(), "linf": r.linf.tolist(), "correct": [_bits(row) for row in r.correct],
-                "base_fooled": None if r.base_fooled is None else _bits(r.base_fooled), "seconds": r.seconds}
+                "base_fooled": None if r.base_fooled is None else _bits(r.base_fooled), "seconds": r.seconds,
+                **({} if r.outcome is None else {"outcome": outcome_string(r.outcome),
+                                                 "stages": [st.to_json() for st in r.stages]})}
 
     return {"kind": PARTIAL_KIND, "schema": PARTIAL_SCHEMA, **p.header, "shard": [p.shard.index, p.shard.count],
             "selection": {"attacks": list(p.selection.attacks), "knowledge": list(p.selection.knowledge)},
@@ -151,7 +153,8 @@ def partial_from_json(d: dict[str, Any], source: str) -> Partial:
                                  _unbits(a["success"], (n,)), np.asarray(a["l2"], np.float64).reshape(n),
                                  np.asarray(a["linf"], np.float64).reshape(n), _rows(a["correct"], draws, n),
                                  None if a["base_fooled"] is None else _unbits(a["base_fooled"], (n,)),
-                                 float(a["seconds"]))
+                                 float(a["seconds"]), _outcome(a.get("outcome"), n),
+                                 tuple(Stage.from_json(st) for st in a.get("stages", [])))
 
         c = d["clean"]
         n = len(c["positions"])
@@ -164,6 +167,14 @@ def partial_from_json(d: dict[str, Any], source: str) -> Partial:
                        dict(d["provenance"]), source)
     except (KeyError, TypeError, ValueError) as e:
         raise MergeError(f"{source}: not a valid partial result ({type(e).__name__}: {e})") from None
+
+
+def _outcome(text: str | None, n: int) -> np.ndarray | None:
+    if text is None:
+        return None
+    if not isinstance(text, str) or len(text) != n:
+        raise ValueError(f"outcome string of length {len(text) if isinstance(text, str) else '?'} for {n} images")
+    return parse_outcomes(text)
 
 
 def _rows(rows: list[str], draws: int, n: int) -> np.ndarray:

@@ -33,6 +33,9 @@ def _same(a: CleanRecords | AttackRecords, b: CleanRecords | AttackRecords) -> b
             return False
         if a.base_fooled is not None and not np.array_equal(a.base_fooled, b.base_fooled):
             return False
+        if (a.outcome is None) != (b.outcome is None) or (a.outcome is not None
+                                                            and not np.array_equal(a.outcome, b.outcome)):
+            return False
     return all(np.array_equal(getattr(a, f), getattr(b, f)) for f in fields)
 
 

@@ -19,7 +19,12 @@ shards concatenate (``concat``), so a protocol split into jobs (defense x attack
   when attacked, the fraction the defended classifier gets right (gray-box and transfer);
 * **perturbation**: medians of Linf (in /255), L2 and RMS = L2/sqrt(D) over the successful
   examples the attack changed (an image already misclassified needs no perturbation);
-* **cost**: attack crafting seconds per image (the defense's own time is measured by the runner).
+* **cost**: attack crafting seconds per image (the defense's own time is measured by the runner);
+* **worst case** (``worst_case`` ensembles, ``bench.adaptive``): per image, the example of the
+  stage that fooled the defense most often under selection draws (fresh keys, not the scoring
+  ones), scored like any attack; ``outcome`` says which stage first broke each image (0: the
+  clean image was already wrong; -1: it survived every stage), and each stage reports the
+  images it ran on, those it broke, and the robust fraction left after it.
 """
 
 from __future__ import annotations
@@ -50,6 +55,47 @@ class CleanRecords:
 
 
 @dataclasses.dataclass(frozen=True)
+class Stage:
+    """One stage of a worst-case ensemble on a set of images.
+
+    Attributes:
+        attack: the stage's attack spec.
+        surrogate: the surrogate gradient it used (None for gradient-free attacks).
+        check: whether it is the ensemble's convergence check.
+        ran: images it attacked (the survivors of the earlier stages).
+        seconds: its crafting time.
+    """
+
+    attack: str
+    surrogate: str | None
+    check: bool
+    ran: int
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> Stage:
+        return Stage(str(d["attack"]), d["surrogate"], bool(d["check"]), int(d["ran"]), float(d["seconds"]))
+
+
+OUTCOME_CHARS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+"""Per-image outcome codes in results: the stage that first broke the image (``0``: the clean
+image; ``1``: the first attack stage, ...), ``.`` where the image survived every stage."""
+
+
+def outcome_string(outcome: np.ndarray) -> str:
+    """The compact per-image outcome string of an ``outcome`` array (see ``OUTCOME_CHARS``)."""
+    return "".join("." if v < 0 else OUTCOME_CHARS[v] for v in np.asarray(outcome).tolist())
+
+
+def parse_outcomes(text: str) -> np.ndarray:
+    """Inverse of :func:`outcome_string`."""
+    return np.asarray([-1 if c == "." else OUTCOME_CHARS.index(c) for c in text], np.int8)
+
+
+@dataclasses.dataclass(frozen=True)
 class AttackRecords:
     """Per-image outcomes of one attack at one knowledge level.
 
@@ -65,6 +111,8 @@ class AttackRecords:
         base_fooled: bool ``[n]``, the bare base model is right on the clean image and wrong on
             the scored one; ``None`` for adaptive attacks (no elimination rate).
         seconds: crafting time of these images.
+        outcome: int8 ``[n]`` for a worst-case ensemble (see the module docstring), else None.
+        stages: for a worst-case ensemble, one ``Stage`` per stage run, else empty.
     """
 
     info: dict[str, Any]
@@ -76,6 +124,8 @@ class AttackRecords:
     correct: np.ndarray
     base_fooled: np.ndarray | None
     seconds: float
+    outcome: np.ndarray | None = None
+    stages: tuple[Stage, ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -107,9 +157,28 @@ def attack_metrics(rec: AttackRecords) -> dict[str, Any]:
         med_l2 = float(np.median(rec.l2[changed]))
         pert = {"linf": float(np.median(rec.linf[changed])) * 255.0, "l2": med_l2,
                 "rms": med_l2 / float(np.sqrt(rec.dim))}
-    return {"n": int(n), "robust_accuracy": draw_stats(rec.correct.mean(axis=1)),
-            "attack_success": float(np.mean(rec.success)), "eliminated": eliminated, "perturbation": pert,
-            "attack_s_per_image": rec.seconds / n if n else 0.0}
+    out = {"n": int(n), "robust_accuracy": draw_stats(rec.correct.mean(axis=1)),
+           "attack_success": float(np.mean(rec.success)), "eliminated": eliminated, "perturbation": pert,
+           "attack_s_per_image": rec.seconds / n if n else 0.0}
+    if rec.outcome is not None:
+        out["stages"] = stage_metrics(rec)
+        out["outcomes"] = outcome_string(rec.outcome)
+    return out
+
+
+def stage_metrics(rec: AttackRecords) -> list[dict[str, Any]]:
+    """Per stage of a worst-case ensemble: images it ran on and broke, and the robust fraction after it.
+
+    "Broke" and "robust after" are judged under the selection draws (``outcome``); the entry's
+    ``robust_accuracy`` is the final score under fresh draws.
+    """
+    n = len(rec.outcome)
+    out = []
+    for i, st in enumerate(rec.stages, start=1):
+        broke = int(np.sum(rec.outcome == i))
+        alive = int(np.sum((rec.outcome < 0) | (rec.outcome > i)))
+        out.append({**st.to_json(), "broke": broke, "robust_after": alive / n if n else 0.0})
+    return out
 
 
 def _cat(arrays: Sequence[np.ndarray], axis: int = 0) -> np.ndarray:
@@ -126,9 +195,14 @@ def concat_attack(parts: Sequence[AttackRecords]) -> AttackRecords:
     """The records of disjoint shards of one attack as one, in the given order."""
     first = parts[0]
     fooled = None if first.base_fooled is None else _cat([p.base_fooled for p in parts])
+    outcome = None if first.outcome is None else _cat([p.outcome for p in parts])
+    stages = tuple(dataclasses.replace(st, ran=sum(p.stages[i].ran for p in parts),
+                                       seconds=float(sum(p.stages[i].seconds for p in parts)))
+                   for i, st in enumerate(first.stages))
     return AttackRecords(first.info, first.dim, _cat([p.positions for p in parts]), _cat([p.success for p in parts]),
                          _cat([p.l2 for p in parts]), _cat([p.linf for p in parts]),
-                         _cat([p.correct for p in parts], 1), fooled, float(sum(p.seconds for p in parts)))
+                         _cat([p.correct for p in parts], 1), fooled, float(sum(p.seconds for p in parts)),
+                         outcome, stages)
 
 
 def select(rec: CleanRecords | AttackRecords, order: np.ndarray) -> Any:
@@ -137,5 +211,6 @@ def select(rec: CleanRecords | AttackRecords, order: np.ndarray) -> Any:
         return CleanRecords(rec.positions[order], rec.correct[:, order], rec.base_correct[order])
     return dataclasses.replace(rec, positions=rec.positions[order], success=rec.success[order], l2=rec.l2[order],
                                linf=rec.linf[order], correct=rec.correct[:, order],
-                               base_fooled=None if rec.base_fooled is None else rec.base_fooled[order])
+                               base_fooled=None if rec.base_fooled is None else rec.base_fooled[order],
+                               outcome=None if rec.outcome is None else rec.outcome[order])
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import inspect
-import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +43,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from attacks.specs import Attack, build_attack
+from attacks.target import AttackTarget
+from attacks.worst_case import WorstCase
+from bench.adaptive import run_worst_case
 from bench.cache import AdversarialCache, CachedBatch
 from bench.data import load_dataset, subset_indices
 from bench.defense import DefendedClassifier, Defense
@@ -164,15 +166,17 @@ class Runner:
         return self.correct(lambda xb, keys: jnp.argmax(fn(xb), -1)[None], x, y, 1, f"bare|{name}")[0]
 
     def craft(self, stage: str, attack: Attack, batches: list[tuple[int, np.ndarray]],
-              logits_for_batch: Callable[[int], Callable], key_parts: dict[str, Any]
+              target_for_batch: Callable[[int], AttackTarget], key_parts: dict[str, Any], pad_to: int | None = None
               ) -> tuple[np.ndarray, np.ndarray, float]:
-        """Crafts (or reads from the cache) adversarial examples, one Foolbox call per batch.
+        """Crafts (or reads from the cache) adversarial examples, one attack call per batch.
 
         Args:
             batches: ``(batch number, positions)`` pairs; the number keys the randomness and
                 the cache entry, so a batch gives the same examples whichever job crafts it.
-            logits_for_batch: batch number -> the ``x -> logits`` function Foolbox attacks.
+            target_for_batch: batch number -> the target the attack crafts against.
             key_parts: what the examples depend on besides the batch (cache key).
+            pad_to: pad shorter batches to this many images (repeating the first) so that a
+                compiled attack sees one batch shape; the padding is dropped.
 
         Returns:
             ``(x_adv [N, H, W, C], success [N], seconds)``; seconds include cached batches'
@@ -190,10 +194,11 @@ class Runner:
             entry = self.cache.get(key, len(sel))
             if entry is None:
                 t0 = time.perf_counter()
-                out = attack.run(logits_for_batch(b), _place(self.x[sel]), jnp.asarray(self.y[sel]),
+                run = np.concatenate([sel, np.repeat(sel[:1], max(0, (pad_to or 0) - len(sel)))])
+                out = attack.run(target_for_batch(b), _place(self.x[run]), jnp.asarray(self.y[run]),
                                  jax.random.fold_in(akey, b))
-                x_adv = np.asarray(out.x_adv, np.float32)
-                entry = CachedBatch(x_adv, np.asarray(out.success, bool), time.perf_counter() - t0)
+                x_adv = np.asarray(out.x_adv, np.float32)[: len(sel)]
+                entry = CachedBatch(x_adv, np.asarray(out.success, bool)[: len(sel)], time.perf_counter() - t0)
                 self.cache.put(key, entry)
             xs.append(entry.x_adv)
             ss.append(entry.success)
@@ -292,6 +297,25 @@ class Runner:
             self._defense_code[defense.spec] = code_sha256(files)
         return self._defense_code[defense.spec]
 
+    def adaptive_parts(self, defense: Defense, eot: int) -> dict[str, Any]:
+        """What a defense's adaptive examples depend on besides the attack and images (cache key)."""
+        members = {m: self.model(m).card["weights_sha256"] for m in defense.members}
+        views = [[repr(t), m, members[m]] for t, m in defense.views()]
+        return {"knowledge": "adaptive", "defense": defense.spec, "views": views, "vote": defense.vote, "eot": eot,
+                "defense_code": self.defense_code(defense)}
+
+    def adaptive_batches(self, units: list[np.ndarray], first: int, eot: int, views: int
+                         ) -> list[tuple[int, np.ndarray]]:
+        """``(batch number, positions)`` of an adaptive attack on ``units`` (numbered from ``first``).
+
+        EOT multiplies memory: each protocol batch is crafted in sub-batches of
+        ``batch_size // (K * views)`` images, numbered within their batch.
+        """
+        sub = max(1, self.protocol.batch_size // (eot * views))
+        per_unit = -(-self.protocol.batch_size // sub)
+        return [((first + j) * per_unit + i // sub, u[i : i + sub]) for j, u in enumerate(units)
+                for i in range(0, len(u), sub)]
+
     def _attack_records(self, level: str, plan: AttackPlan, defense: Defense, clf: DefendedClassifier, draws: int,
                         shard: Shard) -> AttackRecords:
         p = self.protocol
@@ -299,33 +323,25 @@ class Runner:
         first, units, pos = self._units(p.positions(plan), shard)
         stage = f"{level} {attack!r}"
         eot = (plan.eot or p.eot) if (level == "adaptive" and defense.randomized) else 1
-        if level == "adaptive":
-            members = {m: self.model(m).card["weights_sha256"] for m in defense.members}
-            views = [[repr(t), m, members[m]] for t, m in defense.views()]
-            parts = {"knowledge": level, "defense": defense.spec, "views": views, "vote": defense.vote, "eot": eot,
-                     "defense_code": self.defense_code(defense)}
-            # EOT multiplies memory: craft each batch in sub-batches, numbered within their batch
-            sub = max(1, p.batch_size // (eot * len(views)))
-            per_unit = -(-p.batch_size // sub)
-            batches = [((first + j) * per_unit + i // sub, u[i : i + sub])
-                       for j, u in enumerate(units) for i in range(0, len(u), sub)]
+        outcome, stages = None, ()
+        if level == "adaptive" and isinstance(attack, WorstCase):
             source = defense.spec
-            ekey = jax.random.fold_in(self.root, _stable_int(f"eot|{defense.spec}|{attack!r}"))
-
-            def logits_for_batch(b: int) -> Callable:
-                calls = itertools.count()
-                kb = jax.random.fold_in(ekey, b)
-                return lambda x: clf.attack_logits(x, jax.random.split(jax.random.fold_in(kb, next(calls)), eot))
+            found = run_worst_case(self, attack, defense, clf, draws, eot, first, units,
+                                   self.adaptive_parts(defense, eot))
+            x_adv, success, seconds = found.x_adv, found.outcome >= 0, found.seconds
+            outcome, stages = found.outcome, found.stages
         else:
-            source = p.base if level == "gray-box" else p.source
-            parts = {"knowledge": level, "model": source, "model_sha256": self.model(source).card["weights_sha256"]}
-            fn = self._logits(source)
-            batches = [(first + j, u) for j, u in enumerate(units)]
-
-            def logits_for_batch(b: int) -> Callable:
-                return fn
-
-        x_adv, success, seconds = self.craft(stage, attack, batches, logits_for_batch, parts)
+            if level == "adaptive":
+                parts = self.adaptive_parts(defense, eot)
+                batches = self.adaptive_batches(units, first, eot, len(defense.views()))
+                source = defense.spec
+                target = clf.target("identity", eot)
+            else:
+                source = p.base if level == "gray-box" else p.source
+                parts = {"knowledge": level, "model": source, "model_sha256": self.model(source).card["weights_sha256"]}
+                target = AttackTarget.of_model(self._logits(source))
+                batches = [(first + j, u) for j, u in enumerate(units)]
+            x_adv, success, seconds = self.craft(stage, attack, batches, lambda b: target, parts)
         x, y = self.x[pos], self.y[pos]
         dim = int(np.prod(x.shape[1:]))
         delta = (x_adv - x).reshape(len(pos), dim).astype(np.float64)
@@ -342,4 +358,5 @@ class Runner:
         info = {"knowledge": level, "attack": repr(attack), "name": attack.spec_name, "norm": attack.norm,
                 "eps": None if attack.minimum_norm else float(attack.eps), "source": source, "eot": eot,
                 "l2_threshold": thr}
-        return AttackRecords(info, dim, pos, success, l2, np.abs(delta).max(axis=1, initial=0.0), correct, fooled, seconds)
+        return AttackRecords(info, dim, pos, success, l2, np.abs(delta).max(axis=1, initial=0.0), correct, fooled,
+                             seconds, outcome, stages)

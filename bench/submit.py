@@ -11,14 +11,17 @@ first failed check:
 ``deterministic`` (same key -> same output), ``randomized`` (a transform that does not
 declare ``randomized = True`` must ignore its key: otherwise it would be scored with one
 draw and attacked without EOT), ``jit`` (jit-able, and equal to the eager output),
-``approx`` (the BPDA surrogate keeps the shape and has a finite, non-zero gradient: a
-surrogate built on ``jnp.round`` passes no gradient and would make the adaptive attack a
-no-op).
+``approx`` (the transform declares its ``surrogates`` with ``"identity"`` among them, its
+``approx`` accepts ``(x, key, surrogate)``, and **every** declared surrogate keeps the shape
+and dtype, is finite and has a finite, non-zero BPDA gradient: a surrogate built on
+``jnp.round`` passes no gradient and would make the adaptive attack, which tries every
+surrogate, a no-op through it). Failures name the transform and the surrogate.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import sys
 import traceback
 from pathlib import Path
@@ -112,15 +115,57 @@ def validate_transform(t: Transform, shape: tuple[int, int, int, int] = (4, 32, 
         raise ContractError(spec, "jit", f"{type(e).__name__}: {str(e).splitlines()[0]}") from None
     if not np.allclose(yj, y, atol=1e-5):
         raise ContractError(spec, "jit", f"jitted output differs from eager by up to {np.max(np.abs(yj - y)):.3g}")
+    check_surrogates(t, x, key)
+
+
+def check_surrogates(t: Transform, x: jax.Array, key: jax.Array) -> None:
+    """The ``approx`` check: the declared surrogates, ``approx``'s signature, and for every
+    declared surrogate its output (shape, dtype, finite) and BPDA gradient (finite, non-zero).
+
+    Raises:
+        ContractError: check ``approx``, naming the transform and the surrogate.
+    """
+    spec = repr(t)
+    declared = t.surrogates
+    if (not isinstance(declared, tuple) or not declared or not all(isinstance(s, str) for s in declared)
+            or len(set(declared)) != len(declared)):
+        raise ContractError(spec, "approx", f"surrogates must be a tuple of distinct names, got {declared!r}")
+    if "identity" not in declared:
+        raise ContractError(spec, "approx", f"surrogates {declared} must include 'identity' (BPDA's "
+                                            "straight-through gradient, which every transform offers)")
     try:
-        g = jax.grad(lambda z: jnp.sum(bpda(t)(z, key)))(x)
-    except Exception as e:
-        raise ContractError(spec, "approx", f"BPDA gradient failed: {type(e).__name__}: {e}") from None
-    if g.shape != x.shape or not np.all(np.isfinite(np.asarray(g))):
-        raise ContractError(spec, "approx", "the surrogate's gradient is not finite or has the wrong shape")
-    if not np.any(np.asarray(g)):
-        raise ContractError(spec, "approx", "the surrogate's gradient is zero everywhere (e.g. it uses jnp.round); "
-                                            "the adaptive attack could not move")
+        signature = inspect.signature(t.approx)
+    except (TypeError, ValueError):  # not introspectable: let the calls below decide
+        signature = None
+    if signature is not None:
+        try:
+            signature.bind(x, key, declared[0])
+        except TypeError:
+            raise ContractError(spec, "approx", f"approx must accept (x, key, surrogate), it takes {signature}; "
+                                                "declare the surrogates in `surrogates` and compute each in "
+                                                "approx(x, key, surrogate)") from None
+    w = jax.random.normal(jax.random.key(4321), x.shape, x.dtype)  # a generic loss: sum(w * output)
+    for s in declared:
+        where = f"surrogate {s!r}"
+        try:
+            a = t.approx(x, key, s)
+        except Exception as e:
+            raise ContractError(spec, "approx", f"{where}: approx failed: {type(e).__name__}: {e}") from None
+        if not hasattr(a, "shape") or tuple(a.shape) != tuple(x.shape) or a.dtype != x.dtype:
+            got = f"{a.shape} {a.dtype}" if hasattr(a, "shape") else type(a).__name__
+            raise ContractError(spec, "approx", f"{where}: approx returns {got}, expected {x.shape} {x.dtype}")
+        if not np.all(np.isfinite(np.asarray(a))):
+            raise ContractError(spec, "approx", f"{where}: approx has non-finite values")
+        try:
+            g = jax.grad(lambda z: jnp.sum(w * bpda(t, s)(z, key)))(x)
+        except Exception as e:
+            raise ContractError(spec, "approx", f"{where}: BPDA gradient failed: {type(e).__name__}: {e}") from None
+        g = np.asarray(g)
+        if g.shape != x.shape or not np.all(np.isfinite(g)):
+            raise ContractError(spec, "approx", f"{where}: the gradient is not finite or has the wrong shape")
+        if not np.any(g):
+            raise ContractError(spec, "approx", f"{where}: the gradient is zero everywhere (e.g. it uses jnp.round); "
+                                                "the adaptive attack could not move")
 
 
 def validate_defense(defense: Defense) -> None:

@@ -25,8 +25,9 @@ Presets:
   YCbCr, orthonormal float DCT, round-half-to-even, float output clipped to [0, 1] and not
   rounded to 8 bits. Its bug that leaves image 0 of every batch black is not reproduced.
 
-FD is deterministic; BPDA with ``surrogate="identity"`` (default) or the differentiable
-``"cubic"``/``"ste"`` versions of the same quantizer suffices, no EOT.
+FD is deterministic (no EOT needed). Surrogates offered to the attacker: ``"identity"``
+(default), ``"cubic"`` and ``"ste"`` (the same passes in smooth float arithmetic with the
+differentiable-JPEG or straight-through rounding of the quantizer).
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bench.transform import Images, Transform, register_transform
+from bench.transform import Images, Transform, check_surrogate, register_transform
 from defenses import dct
-from defenses.jpeg import SURROGATES, check_choice, roundtrip
+from defenses.jpeg import check_choice, roundtrip
 
 BAND_STATS = Path(__file__).resolve().parent / "data" / "fd_band_stats.json"
 PRESETS = {"paper": {"s1": 30, "s2": 20, "n": 15}, "code": {"s1": 30, "s2": 25, "n": 16}}
@@ -117,19 +118,20 @@ class FeatureDistillation(Transform):
         s1: MD-band step (``None``: the preset's, 30).
         s2: AS-band step (``None``: the preset's, 20 for "paper", 25 for "code").
         n: AS-band size for "paper" (``None``: 15); "code" always uses the top-left 4x4.
-        surrogate: BPDA surrogate: "identity", "cubic" or "ste".
+
+    Surrogates: "identity", "cubic" and "ste".
     """
+
+    surrogates = ("identity", "cubic", "ste")
 
     preset: str = "paper"
     passes: int = 1
     s1: float | None = None
     s2: float | None = None
     n: int | None = None
-    surrogate: str = "identity"
 
     def __post_init__(self) -> None:
         check_choice(self.preset, tuple(PRESETS), "preset")
-        check_choice(self.surrogate, SURROGATES, "surrogate")
         if self.passes not in (1, 2):
             raise ValueError(f"passes must be 1 or 2, got {self.passes}")
         s1, s2, n = self.steps()
@@ -169,10 +171,11 @@ class FeatureDistillation(Transform):
             x = self._once(x, True, "exact")
         return x
 
-    def approx(self, x: Images, key: jax.Array) -> Images:
-        del key
-        if self.surrogate == "identity":
-            return x
+    def approx(self, x: Images, key: jax.Array, surrogate: str = "identity") -> Images:
+        """The "cubic" and "ste" surrogates: the passes in smooth float arithmetic with that rounding."""
+        check_surrogate(self, surrogate)
+        if surrogate not in ("cubic", "ste"):
+            return super().approx(x, key, surrogate)
         for _ in range(self.passes):
-            x = self._once(x, False, self.surrogate)
+            x = self._once(x, False, surrogate)
         return x

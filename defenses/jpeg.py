@@ -12,10 +12,12 @@ Measured fidelity against Pillow's save + load at the same quality and subsampli
 ``tests/test_jpeg.py`` and ``python -m bench.perf.jpeg_fidelity`` (mean absolute difference
 in grey levels; the issue's bound is 0.5 for q >= 20 and 1.0 for q = 10).
 
-BPDA surrogates (``surrogate=``): ``"identity"`` (default, the classic BPDA choice for
-JPEG), ``"cubic"`` (the differentiable JPEG of Shin & Song 2017: the same pipeline in float
-with ``round(x) + (x - round(x))**3`` for the quantizer) and ``"ste"`` (straight-through
-rounding). Input levels are ``round(255 x)``, as when the image is saved as 8-bit.
+Input levels are ``round(255 x)``, as when the image is saved as 8-bit.
+
+Surrogates offered to the attacker (``surrogates``; see ``bench.transform``):
+``"identity"`` (default, the classic BPDA choice for JPEG), ``"cubic"`` (the differentiable
+JPEG of Shin & Song 2017: the same pipeline in float with ``round(x) + (x - round(x))**3``
+for the quantizer) and ``"ste"`` (the float pipeline with straight-through rounding).
 """
 
 from __future__ import annotations
@@ -25,11 +27,10 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from bench.transform import Images, Transform, register_transform
+from bench.transform import Images, Transform, check_surrogate, register_transform
 from defenses import dct
 
 SUBSAMPLINGS = ("4:2:0", "4:4:4")
-SURROGATES = ("identity", "cubic", "ste")
 
 
 def _code_plane(plane: jax.Array, table: jax.Array, rounding: str) -> jax.Array:
@@ -143,21 +144,21 @@ class JPEG(Transform):
     Attributes:
         quality: IJG quality; the Annex K tables are scaled as libjpeg does.
         subsampling: chroma subsampling ("4:2:0" is Pillow's and SHIELD's default).
-        surrogate: BPDA surrogate: "identity", "cubic" (differentiable JPEG) or "ste".
+
+    Surrogates: "identity", "cubic" (differentiable JPEG) and "ste".
     """
 
     spec_fields = ("quality",)
+    surrogates = ("identity", "cubic", "ste")
 
     quality: int = 75
     subsampling: str = "4:2:0"
-    surrogate: str = "identity"
 
     def __post_init__(self) -> None:
         dct.quality_scale(int(self.quality))
         if not isinstance(self.quality, int) or isinstance(self.quality, bool):
             raise ValueError(f"quality must be an integer, got {self.quality!r}")
         check_choice(self.subsampling, SUBSAMPLINGS, "subsampling")
-        check_choice(self.surrogate, SURROGATES, "surrogate")
 
     def tables(self) -> tuple[jax.Array, jax.Array]:
         """The (luma, chroma) quantization tables at this quality."""
@@ -168,8 +169,9 @@ class JPEG(Transform):
         del key
         return roundtrip(x, *self.tables(), self.subsampling)
 
-    def approx(self, x: Images, key: jax.Array) -> Images:
-        del key
-        if self.surrogate == "identity":
-            return x
-        return roundtrip(x, *self.tables(), self.subsampling, exact=False, rounding=self.surrogate)
+    def approx(self, x: Images, key: jax.Array, surrogate: str = "identity") -> Images:
+        """The "cubic" and "ste" surrogates: the smooth float round trip with that quantizer rounding."""
+        check_surrogate(self, surrogate)
+        if surrogate not in ("cubic", "ste"):
+            return super().approx(x, key, surrogate)
+        return roundtrip(x, *self.tables(), self.subsampling, exact=False, rounding=surrogate)

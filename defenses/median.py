@@ -10,8 +10,12 @@ Implementation: a selection network. The ``size**2`` shifted views of the image 
 Batcher's odd-even merge sorting network (padded to a power of two with +inf), pruned to
 the compare-exchanges the middle output depends on (49 for 3x3, 153 for 5x5): only
 elementwise ``min``/``max`` on whole images, which XLA fuses into one loop. Sorting the
-stacked views with ``jnp.sort`` was 60-100x slower. Deterministic; BPDA surrogate: the
-identity.
+stacked views with ``jnp.sort`` was 60-100x slower. Deterministic.
+
+Surrogates offered to the attacker: ``"identity"`` (default, BPDA's straight-through
+gradient) and ``"own"``: the filter's own gradient, which a selection network of ``min``
+and ``max`` has almost everywhere (it routes the gradient to the median pixel of each
+window).
 """
 
 from __future__ import annotations
@@ -75,9 +79,12 @@ class Median(Transform):
 
     Attributes:
         size: window side, odd.
+
+    Surrogates: "identity" and "own" (differentiable almost everywhere).
     """
 
     spec_fields = ("size",)
+    surrogates = ("identity", "own")
 
     size: int = 3
 

@@ -19,8 +19,11 @@ Departures from the paper, documented:
 
 The database is built by ``shieldbench quilting-db`` (or on first use, identically: it is a
 deterministic function of the training set, the patch size, ``db_size`` and the seed) and
-cached atomically under ``<cache>/quilting/`` with its provenance. BPDA surrogate: the
-identity (as Athalye et al. 2018); adaptive attacks use EOT over keys.
+cached atomically under ``<cache>/quilting/`` with its provenance.
+
+Surrogates offered to the attacker: ``"identity"`` only (BPDA's straight-through gradient,
+as Athalye et al. 2018): the output is a blend of database patches, so its own gradient
+with respect to the input is zero. Adaptive attacks use EOT over keys.
 """
 
 from __future__ import annotations
@@ -110,6 +113,8 @@ class Quilting(Transform):
         overlap: pixels shared by neighbouring patches (stride = patch - overlap).
         k: neighbours to draw from.
         db_size: database size (patches from the CIFAR-10 training set).
+
+    Surrogates: "identity" only (the inherited default).
     """
 
     randomized = True

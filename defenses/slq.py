@@ -25,6 +25,9 @@ described. The original's randomness was unseeded; here the map is a function of
 (same key, same output; ``vmap`` over keys gives independent draws, as EOT needs). Its
 block-count bug for non-square images, its float -> uint8 truncation and its extra centre
 crop are not reproduced.
+
+Surrogates offered to the attacker: ``"identity"`` (default), ``"cubic"`` and ``"ste"``
+(``jpeg``'s smooth float pipeline with the same per-block tables; see ``defenses/jpeg.py``).
 """
 
 from __future__ import annotations
@@ -35,9 +38,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bench.transform import Images, Transform, register_transform
+from bench.transform import Images, Transform, check_surrogate, register_transform
 from defenses import dct
-from defenses.jpeg import SUBSAMPLINGS, SURROGATES, check_choice, roundtrip
+from defenses.jpeg import SUBSAMPLINGS, check_choice, roundtrip
 
 
 def block_tables(key: jax.Array, tables: jax.Array, batch: int, h: int, w: int, block: int) -> jax.Array:
@@ -65,15 +68,16 @@ class SLQ(Transform):
         qualities: the candidate IJG qualities.
         block: side of the squares sharing a quality, in pixels (a multiple of 8).
         subsampling: chroma subsampling of the underlying JPEG ("4:2:0" as SHIELD).
-        surrogate: BPDA surrogate: "identity", "cubic" or "ste" (differentiable JPEG with
-            the same random map).
+
+    Surrogates: "identity", "cubic" and "ste" (the differentiable JPEG with the same random
+    map of qualities, drawn from the same key).
     """
 
     randomized = True
+    surrogates = ("identity", "cubic", "ste")
     qualities: tuple[int, ...] = (20, 40, 60, 80)
     block: int = 8
     subsampling: str = "4:2:0"
-    surrogate: str = "identity"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "qualities", tuple(self.qualities))
@@ -84,7 +88,6 @@ class SLQ(Transform):
         if self.block < 8 or self.block % 8:
             raise ValueError(f"block must be a positive multiple of 8, got {self.block}")
         check_choice(self.subsampling, SUBSAMPLINGS, "subsampling")
-        check_choice(self.surrogate, SURROGATES, "surrogate")
 
     def _tables(self, x: Images, key: jax.Array) -> tuple[jax.Array, jax.Array]:
         b, h, w, c = x.shape
@@ -104,8 +107,10 @@ class SLQ(Transform):
     def __call__(self, x: Images, key: jax.Array) -> Images:
         return roundtrip(x, *self._tables(x, key), self.subsampling, table_layout="blocks")
 
-    def approx(self, x: Images, key: jax.Array) -> Images:
-        if self.surrogate == "identity":
-            return x
-        return roundtrip(x, *self._tables(x, key), self.subsampling, exact=False, rounding=self.surrogate,
+    def approx(self, x: Images, key: jax.Array, surrogate: str = "identity") -> Images:
+        """The "cubic" and "ste" surrogates: the smooth float round trip with this key's tables."""
+        check_surrogate(self, surrogate)
+        if surrogate not in ("cubic", "ste"):
+            return super().approx(x, key, surrogate)
+        return roundtrip(x, *self._tables(x, key), self.subsampling, exact=False, rounding=surrogate,
                          table_layout="blocks")

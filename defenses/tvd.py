@@ -13,7 +13,14 @@ scikit-image's *Bregman* solver, whose weight is the fidelity term of
 ``min TV(u) + weight * ||f - u||^2``. It is the same ROF problem with
 ``weight_chambolle = 1 / (2 * weight_bregman)`` on the same [0, 1] image scale, so SHIELD's
 10, 20, 30, 40 are ``tvd(weight=0.05)``, ``0.025``, ``0.0167``, ``0.0125`` here (up to the
-solvers' stopping points). Deterministic; BPDA surrogate: the identity.
+solvers' stopping points). Deterministic.
+
+Surrogates offered to the attacker: ``"identity"`` (default, BPDA's straight-through
+gradient) and ``"own"``, the gradient of the unrolled iterations. The isotropic norm
+``sqrt(gh**2 + gw**2)`` has no derivative where both differences vanish (flat regions, the
+zero-padded far border), and ``jax.grad`` of ``jnp.sqrt`` there is NaN; :func:`safe_norm`
+computes the same values with the derivative 0 at the origin (a subgradient), so the own
+gradient is finite everywhere.
 """
 
 from __future__ import annotations
@@ -29,6 +36,27 @@ from bench.transform import Images, Transform, register_transform
 def shield_weight(bregman_weight: float) -> float:
     """Maps SHIELD's (scikit-image Bregman) TVD weight to our Chambolle weight."""
     return 1.0 / (2.0 * bregman_weight)
+
+
+@jax.custom_jvp
+def safe_norm(a: jax.Array, b: jax.Array) -> jax.Array:
+    """``sqrt(a**2 + b**2)``, exactly, with the derivative 0 where ``a = b = 0``.
+
+    ``jnp.sqrt`` has an infinite derivative at 0, which the chain rule turns into NaN (``inf *
+    0``); at the origin 0 is a subgradient of the norm. The forward pass is the plain
+    expression, so values are unchanged.
+    """
+    return jnp.sqrt(a**2 + b**2)
+
+
+@safe_norm.defjvp
+def _safe_norm_jvp(primals, tangents):
+    a, b = primals
+    da, db = tangents
+    n = jnp.sqrt(a**2 + b**2)
+    positive = n > 0
+    dn = jnp.where(positive, (a * da + b * db) / jnp.where(positive, n, 1.0), 0.0)
+    return n, dn
 
 
 def gradient(u: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -60,7 +88,7 @@ def chambolle(x: Images, weight: float, iters: int) -> Images:
         ph, pw, _ = state
         out = f + neg_divergence(ph, pw)
         gh, gw = gradient(out)
-        norm = 1.0 + (tau / weight) * jnp.sqrt(gh**2 + gw**2)
+        norm = 1.0 + (tau / weight) * safe_norm(gh, gw)
         return (ph - tau * gh) / norm, (pw - tau * gw) / norm, out
 
     zeros = jnp.zeros_like(f)
@@ -76,9 +104,12 @@ class TVD(Transform):
     Attributes:
         weight: ROF regularisation weight on [0, 1] images (larger: smoother).
         iters: number of iterations (fixed; no early stop).
+
+    Surrogates: "identity" and "own" (finite everywhere, see :func:`safe_norm`).
     """
 
     spec_fields = ("weight",)
+    surrogates = ("identity", "own")
 
     weight: float = 0.05
     iters: int = 100

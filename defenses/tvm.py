@@ -16,7 +16,11 @@ Alg. 1; step sizes sigma = tau = 1/sqrt(8)) for a fixed number of iterations, in
 the authors' masked split-Bregman solver; the dropped pixels start at the mean of the kept
 ones (so no dropped value leaks in through the initialisation). With ``drop=0`` the problem
 is Chambolle's ROF problem, so ``weight`` is on the same scale as ``tvd(weight)`` (tested
-against scikit-image). BPDA surrogate: the identity. Randomized: the mask comes from ``key``.
+against scikit-image). Randomized: the mask comes from ``key``.
+
+Surrogates offered to the attacker: ``"identity"`` (default, BPDA's straight-through
+gradient) and ``"own"``, the gradient of the unrolled iterations for the key's mask (kept
+finite where the dual field is zero by ``defenses.tvd.safe_norm``).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from bench.transform import Images, Transform, register_transform
-from defenses.tvd import gradient, neg_divergence
+from defenses.tvd import gradient, neg_divergence, safe_norm
 
 _STEP = 1.0 / math.sqrt(8.0)
 
@@ -50,7 +54,7 @@ def masked_tv(f: jax.Array, m: jax.Array, weight: float, iters: int) -> jax.Arra
         u, u_bar, ph, pw = state
         gh, gw = gradient(u_bar)
         ph, pw = ph + sigma * gh, pw + sigma * gw
-        scale = jnp.maximum(1.0, jnp.sqrt(ph**2 + pw**2) / weight)
+        scale = jnp.maximum(1.0, safe_norm(ph, pw) / weight)
         ph, pw = ph / scale, pw / scale
         v = u - tau * neg_divergence(ph, pw)
         u_new = (v + tau * m * f) / (1.0 + tau * m)
@@ -70,9 +74,12 @@ class TVM(Transform):
         drop: probability that a pixel is dropped (0 <= drop < 1).
         weight: TV weight on [0, 1] images (``tvd``'s scale).
         iters: primal-dual iterations.
+
+    Surrogates: "identity" and "own" (finite everywhere, see ``defenses.tvd.safe_norm``).
     """
 
     randomized = True
+    surrogates = ("identity", "own")
     spec_fields = ("drop", "weight")
 
     drop: float = 0.5

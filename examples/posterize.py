@@ -31,4 +31,8 @@ class Posterize(Transform):
         del key  # deterministic
         return jnp.round(x * (self.levels - 1)) / (self.levels - 1)
 
-    # approx() is inherited: the identity, i.e. BPDA's straight-through gradient.
+    # Surrogate gradients belong to the attacker: `surrogates` is inherited as ("identity",),
+    # BPDA's straight-through gradient, and so is approx(x, key, surrogate). To offer more,
+    # declare e.g. `surrogates = ("identity", "smooth")` and override
+    # approx(self, x, key, surrogate="identity") to compute them (deferring to
+    # super().approx for "identity"); the adaptive attack tries every declared surrogate.

@@ -46,7 +46,7 @@ def broken(name: str, check: str) -> str:
         "del key\n        return jnp.round(x * (self.levels - 1)) / (self.levels - 1)",
         ("" if check == "randomized" else "del key\n        ") + BROKEN_BODY[check].replace("\n            ", "\n        "))
     if check == "approx":  # a surrogate built on jnp.round passes no gradient
-        src += "\n    def approx(self, x, key):\n        return jnp.round(x * 7) / 7\n"
+        src += "\n    def approx(self, x, key, surrogate='identity'):\n        return jnp.round(x * 7) / 7\n"
     if check == "deterministic":
         src = src.replace("del key\n        import numpy as np\n        return x + np.random.rand() * 0",
                           "return jnp.clip(x + 0.01 * jax.random.uniform(jax.random.key(int(1e6 * __import__('time').time()) % 1000), x.shape), 0, 1)")
@@ -107,6 +107,39 @@ def test_submit_rejects_a_broken_defense_naming_the_check(world, tmp_path: Path,
     assert main(["submit", str(f), "--protocol", "tiny"]) == 2
     err = capsys.readouterr().err
     assert f"contract check {check!r} failed" in err, err
+
+
+SURROGATE_CASES = {
+    # the pre-surrogates two-argument override
+    "old_signature": ("", "    def approx(self, x, key):\n        return x\n",
+                      "approx must accept (x, key, surrogate)"),
+    # a declared surrogate that passes no gradient is named
+    "dead_surrogate": ('    surrogates = ("identity", "rounded")\n',
+                       "    def approx(self, x, key, surrogate='identity'):\n"
+                       "        if surrogate == 'rounded':\n"
+                       "            return jnp.round(x * 7) / 7\n"
+                       "        return super().approx(x, key, surrogate)\n",
+                       "surrogate 'rounded': the gradient is zero everywhere"),
+    # declared but not computed: the base class's approx raises
+    "missing_surrogate": ('    surrogates = ("identity", "smooth")\n', "",
+                          "surrogate 'smooth': approx failed: NotImplementedError"),
+    "no_identity": ('    surrogates = ("own",)\n', "", "must include 'identity'"),
+    "wrong_shape": ('    surrogates = ("identity", "small")\n',
+                    "    def approx(self, x, key, surrogate='identity'):\n"
+                    "        return x[:, ::2] if surrogate == 'small' else x\n",
+                    "surrogate 'small': approx returns (4, 16, 32, 3)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SURROGATE_CASES))
+def test_submit_checks_every_declared_surrogate(tmp_path: Path, capsys, case: str) -> None:
+    declare, method, message = SURROGATE_CASES[case]
+    src = GOOD.format(name=f"surr_{case}").replace("    levels: int = 8\n", declare + "    levels: int = 8\n")
+    f = tmp_path / f"surr_{case}.py"
+    f.write_text(src + "\n" + method)
+    assert main(["submit", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert f"surr_{case}(): contract check 'approx' failed" in err and message in err, err
 
 
 def test_submit_file_errors(tmp_path: Path, capsys) -> None:

@@ -110,3 +110,64 @@ def test_tvd_chunked_equals_whole_batch() -> None:
     x = noise((3, 160, 200, 3))  # > 2^18 values per image pair: runs in chunks of one image
     got = build_transform("tvd(weight=0.1, iters=10)")(x, KEY)
     assert np.allclose(got, jnp.clip(chambolle(x, 0.1, 10), 0, 1), atol=1e-6)
+
+
+def logits_loss(t, key=KEY, classes: int = 10):
+    """A logits-like scalar of the transform's own output: log-softmax of a fixed linear map."""
+
+    def loss(x: jax.Array) -> jax.Array:
+        w = jax.random.normal(jax.random.key(5), (x[0].size, classes))
+        return jnp.sum(jax.nn.log_softmax(t(x, key).reshape(len(x), -1) @ w)[:, 0])
+
+    return loss
+
+
+@pytest.mark.parametrize("image", ["random", "constant"])
+def test_tvd_own_gradient_is_finite_and_nonzero(image: str) -> None:
+    # jnp.sqrt at 0 (flat regions, the zero-padded border) used to make this NaN everywhere
+    t = build_transform("tvd(weight=0.05)")
+    assert t.surrogates == ("identity", "own")
+    x = noise((2, 32, 32, 3)) if image == "random" else jnp.full((2, 32, 32, 3), 0.5)
+    g = np.asarray(jax.grad(logits_loss(bpda(t, "own")))(x))
+    assert np.isfinite(g).all() and np.abs(g).max() > 1e-4
+
+
+def test_safe_norm_is_the_plain_norm_with_a_zero_derivative_at_the_origin() -> None:
+    from defenses.tvd import safe_norm
+
+    a = jnp.concatenate([noise((50,), 1) - 0.5, jnp.zeros(5), jnp.array([1e-30, 3.0])])
+    b = jnp.concatenate([noise((50,), 2) - 0.5, jnp.zeros(5), jnp.array([0.0, 4.0])])
+    assert np.array_equal(np.asarray(safe_norm(a, b)), np.asarray(jnp.sqrt(a**2 + b**2)))
+    plain = jax.jit(lambda p, q: jnp.sqrt(p**2 + q**2))
+    assert np.array_equal(np.asarray(jax.jit(safe_norm)(a, b)), np.asarray(plain(a, b)))
+    ga, gb = jax.grad(lambda p, q: jnp.sum(safe_norm(p, q)), argnums=(0, 1))(a, b)
+    assert np.isfinite(ga).all() and np.isfinite(gb).all()
+    assert float(ga[50]) == 0.0 and float(gb[50]) == 0.0
+    assert np.allclose([ga[-1], gb[-1]], [0.6, 0.8])
+    assert np.allclose(ga[:50], a[:50] / jnp.sqrt(a[:50] ** 2 + b[:50] ** 2), rtol=1e-5)
+
+
+def test_median_own_gradient_routes_to_the_median_pixels() -> None:
+    t = build_transform("median(size=3)")
+    assert t.surrogates == ("identity", "own")
+    x = noise((1, 8, 8, 3))
+    g = np.asarray(jax.grad(lambda z: jnp.sum(bpda(t, "own")(z, KEY)))(x))
+    # every output pixel is one input pixel: the gradient counts how often each pixel is a median
+    assert np.isfinite(g).all() and g.sum() == pytest.approx(x.size)
+    assert np.array_equal(g, np.round(g)) and (g >= 0).all()
+
+
+@pytest.mark.parametrize("bits", [1, 3, 5])
+def test_bitdepth_smooth_surrogate(bits: int) -> None:
+    t = build_transform(f"bitdepth(bits={bits})")
+    assert t.surrogates == ("identity", "smooth")
+    x = noise((2, 16, 16, 3), seed=bits)
+    real, smooth = t(x, KEY), t.approx(x, KEY, "smooth")
+    levels = 2**bits - 1
+    # within 1/8 of a level of the real output, four times closer than the identity's bound
+    assert float(jnp.abs(smooth - real).max()) <= 0.125 / levels + 1e-6
+    assert float(jnp.abs(smooth - real).mean()) < 0.5 * float(jnp.abs(x - real).mean())
+    w = jax.random.normal(jax.random.key(3), x.shape)
+    g = jax.grad(lambda z: jnp.sum(w * bpda(t, "smooth")(z, KEY)))(x)
+    assert bool(jnp.isfinite(g).all()) and float(jnp.abs(g).mean()) > 1e-2
+    assert np.array_equal(bpda(t, "smooth")(x, KEY), real)

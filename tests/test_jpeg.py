@@ -114,15 +114,25 @@ def test_q75_is_close_to_idempotent_on_the_q75_data(cifar_images: np.ndarray) ->
 
 @pytest.mark.parametrize("surrogate", ["identity", "cubic", "ste"])
 def test_bpda_gradients_are_finite_and_nonzero(surrogate: str) -> None:
-    t = build_transform(f"jpeg(quality=30, surrogate='{surrogate}')")
+    t = build_transform("jpeg(quality=30)")
+    assert t.surrogates == ("identity", "cubic", "ste")
     x = jax.random.uniform(jax.random.key(2), (2, 16, 16, 3))
     w = jax.random.normal(jax.random.key(3), x.shape)
-    g = jax.grad(lambda z: jnp.sum(w * bpda(t)(z, KEY)))(x)
+    g = jax.grad(lambda z: jnp.sum(w * bpda(t, surrogate)(z, KEY)))(x)
     assert bool(jnp.isfinite(g).all()) and float(jnp.abs(g).mean()) > 1e-3
     if surrogate != "identity":
         # a differentiable JPEG is a better model of JPEG than the identity is
         real = t(x, KEY)
-        assert float(jnp.abs(t.approx(x, KEY) - real).mean()) < 0.5 * float(jnp.abs(x - real).mean())
+        assert float(jnp.abs(t.approx(x, KEY, surrogate) - real).mean()) < 0.5 * float(jnp.abs(x - real).mean())
+
+
+def test_surrogate_is_not_a_parameter() -> None:
+    from bench.registry import SpecError
+
+    with pytest.raises(SpecError, match="surrogate"):
+        build_transform("jpeg(quality=75, surrogate='cubic')")
+    with pytest.raises(ValueError, match=r"jpeg\(quality=30\).*'magic'"):
+        build_transform("jpeg(quality=30)").approx(jnp.zeros((1, 8, 8, 3)), KEY, "magic")
 
 
 def test_jnp_round_would_pass_no_gradient() -> None:

@@ -32,7 +32,8 @@ def test_unknown_name_suggests_close_matches() -> None:
 @pytest.mark.parametrize("spec", ["jpeg(quality=0)", "jpeg(quality=101)", "jpeg(subsampling='4:1:1')",
                                   "jpeg(quality=75.5)", "jpeg(surrogate='magic')", "jpeg(qualty=75)",
                                   "slq(block=12)", "slq(qualities=())", "slq(qualities=(20, 0))",
-                                  "fd(passes=3)", "fd(preset='mine')", "fd(s1=-1)", "fd(preset='code', n=4)"])
+                                  "fd(passes=3)", "fd(preset='mine')", "fd(s1=-1)", "fd(preset='code', n=4)",
+                                  "slq(surrogate='cubic')", "fd(surrogate='ste')"])
 def test_bad_arguments_name_the_spec(spec: str) -> None:
     with pytest.raises(SpecError, match=r"spec .*" + spec.split("(")[0]):
         build_transform(spec)
@@ -40,7 +41,7 @@ def test_bad_arguments_name_the_spec(spec: str) -> None:
 
 @pytest.mark.parametrize("spec", ["identity()", "jpeg(quality=75)", "jpeg(quality=20, subsampling='4:4:4')",
                                   "slq()", "slq(qualities=(30, 60), block=16)", "fd()",
-                                  "fd(preset='code', passes=2)", "jpeg(quality=75, surrogate='cubic')"])
+                                  "fd(preset='code', passes=2)", "median(size=5)"])
 def test_repr_is_the_canonical_spec(spec: str) -> None:
     t = build_transform(spec)
     assert build_transform(repr(t)) == t
@@ -68,3 +69,18 @@ def test_bpda_uses_the_surrogate_gradient_and_the_real_forward() -> None:
     # identity surrogate: d/dx sum(f(x)) == 1 everywhere, though JPEG itself is piecewise constant
     g = jax.grad(lambda z: jnp.sum(f(z, jax.random.key(0))))(x)
     assert np.allclose(g, 1.0)
+
+
+def test_bpda_with_a_declared_surrogate_has_its_gradient_and_the_real_forward() -> None:
+    t = build_transform("fd(preset='code')")  # the cheapest "cubic" surrogate: no colour conversion
+    x = jax.random.uniform(jax.random.key(0), (1, 16, 16, 3))
+    k = jax.random.key(0)
+    f = bpda(t, "cubic")
+    assert np.array_equal(f(x, k), t(x, k))
+    g = jax.grad(lambda z: jnp.sum(jnp.sin(3 * f(z, k))))(x)
+    y = t(x, k)  # the surrogate's VJP is taken at x with the cotangent of the real output
+    _, vjp = jax.vjp(lambda z: t.approx(z, k, "cubic"), x)
+    (expected,) = vjp(3 * jnp.cos(3 * y))
+    assert np.allclose(g, expected) and not np.allclose(g, 3 * jnp.cos(3 * y))
+    with pytest.raises(ValueError, match=r"fd\(preset='code'\).*'own'"):
+        bpda(t, "own")

@@ -60,3 +60,21 @@ def test_randomness_shape_range_and_jit() -> None:
 def test_bad_parameters(spec: str) -> None:
     with pytest.raises(SpecError):
         build_transform(spec)
+
+
+@pytest.mark.parametrize("image", ["random", "constant"])
+def test_own_gradient_is_finite_and_nonzero(image: str) -> None:
+    # the dual field's norm is sqrt(0) at the start and where differences vanish: NaN before safe_norm
+    from bench.transform import bpda
+
+    t = build_transform("tvm()")
+    assert t.surrogates == ("identity", "own")
+    shape = (2, 32, 32, 3)
+    x = jax.random.uniform(jax.random.key(0), shape) if image == "random" else jnp.full(shape, 0.5, jnp.float32)
+    w = jax.random.normal(jax.random.key(5), (32 * 32 * 3, 10))
+
+    def loss(z: jax.Array) -> jax.Array:  # logits-like: log-softmax of a fixed linear map
+        return jnp.sum(jax.nn.log_softmax(bpda(t, "own")(z, jax.random.key(3)).reshape(2, -1) @ w)[:, 0])
+
+    g = np.asarray(jax.grad(loss)(x))
+    assert np.isfinite(g).all() and np.abs(g).max() > 1e-4

@@ -1,0 +1,253 @@
+"""APGD: Auto-PGD with the cross-entropy, DLR and targeted DLR losses, in JAX.
+
+Croce & Hein, "Reliable evaluation of adversarial robustness with an ensemble of diverse
+parameter-free attacks", ICML 2020 (§3: APGD; §4: the DLR loss). Written here from the
+paper; AutoAttack's PyTorch code was read to settle details, not copied. Foolbox has no APGD.
+
+Per image, for ``steps`` iterations (one gradient each, plus one at the start):
+
+* momentum step ``z = P(x_k + eta * sign(grad))``,
+  ``x_{k+1} = P(x_k + alpha (z - x_k) + (1 - alpha)(x_k - x_{k-1}))`` with ``alpha = 0.75``
+  (a plain step the first time); ``P`` projects onto the Linf ball and [0, 1];
+* the step size starts at ``eta = 2 eps`` and is halved at a checkpoint when fewer than
+  ``rho = 0.75`` of the steps since the last checkpoint raised the loss, or when neither the
+  step size nor the best loss changed since then; a halving restarts from the best point;
+* checkpoints at ``0.22 N``, then intervals shrinking by ``0.03 N`` down to ``0.06 N`` (the
+  integer form of the paper's ``p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06)``);
+* the best point seen is kept: the first example the target misclassifies, else the point
+  of highest loss.
+
+Losses (maximised): ``ce``, cross-entropy; ``dlr``, ``-(z_y - max_{i != y} z_i) /
+(z_pi1 - z_pi3)``; targeted ``dlr`` for ``apgd_t``, ``-(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2)``,
+run once per target class ``t`` among the ``targets`` classes with the highest clean logits
+(AutoAttack: 9). ``restarts`` random starts are all run; per image the best is kept.
+
+BPDA and EOT are the target's (``attacks.target``): its ``logits(x, key)`` averages EOT samples
+drawn from ``key``, and a fresh key is used at every iteration. The loop over iterations is
+one ``lax.fori_loop`` inside one ``jit``, compiled once per (attack, target) and batch shape.
+
+Departures: for a randomized target the loss is that of the EOT-averaged logits (AutoAttack
+averages gradients over ``eot_iter`` calls); a restart runs on every image (a jitted batch
+cannot shrink), and the best restart per image is kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from attacks.specs import Attack, count, positive, register_attack
+from attacks.target import AttackOutput, AttackTarget, as_target
+
+ALPHA = 0.75
+RHO = 0.75
+
+
+def checkpoints(steps: int) -> np.ndarray:
+    """Bool ``[steps]``: whether iteration ``i`` (1-based after the first step) ends an interval."""
+    first, shrink, least = max(int(0.22 * steps), 1), max(int(0.03 * steps), 1), max(int(0.06 * steps), 1)
+    out, at, length = np.zeros(steps + 1, bool), 0, first
+    while at + length <= steps:
+        at += length
+        out[at] = True
+        length = max(length - shrink, least)
+    return out
+
+
+def ce_loss(logits: jax.Array, y: jax.Array, t: jax.Array | None = None) -> jax.Array:
+    """Per-image cross-entropy ``[B]`` (``t`` unused)."""
+    del t
+    return -jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], axis=1)[:, 0]
+
+
+def dlr_loss(logits: jax.Array, y: jax.Array, t: jax.Array | None = None) -> jax.Array:
+    """Per-image DLR loss ``[B]``; targeted toward ``t`` when given (Croce & Hein 2020, Eq. 4 and §4)."""
+    top = jnp.sort(logits, axis=-1)[:, ::-1]
+    zy = jnp.take_along_axis(logits, y[:, None], axis=1)[:, 0]
+    if t is None:
+        others = jnp.where(jax.nn.one_hot(y, logits.shape[-1], dtype=bool), -jnp.inf, logits)
+        return -(zy - jnp.max(others, axis=-1)) / (top[:, 0] - top[:, 2] + 1e-12)
+    zt = jnp.take_along_axis(logits, t[:, None], axis=1)[:, 0]
+    return -(zy - zt) / (top[:, 0] - 0.5 * (top[:, 2] + top[:, 3]) + 1e-12)
+
+
+LOSSES: dict[str, Callable[..., jax.Array]] = {"ce": ce_loss, "dlr": dlr_loss}
+
+
+def _project(z: jax.Array, x: jax.Array, eps: float) -> jax.Array:
+    return jnp.clip(jnp.clip(z, x - eps, x + eps), 0.0, 1.0)
+
+
+def apgd_batch(target: AttackTarget, loss: Callable[..., jax.Array], x: jax.Array, y: jax.Array,
+               t: jax.Array | None, key: jax.Array, eps: float, steps: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """One APGD run (traceable; the caller jits).
+
+    Args:
+        target: the pipeline to attack.
+        loss: ``(logits, y, t) -> [B]`` loss to maximise.
+        x: float32 ``[B, H, W, C]`` clean images in [0, 1].
+        y: int ``[B]`` labels.
+        t: int ``[B]`` target classes, or None (untargeted).
+        key: randomness of the start and of the EOT samples.
+        eps: Linf budget on [0, 1].
+        steps: iterations.
+
+    Returns:
+        ``(x_adv [B, H, W, C], fooled [B] bool, best loss [B])``.
+    """
+    k_start, k_loop = jax.random.split(key)
+    ckpt = jnp.asarray(checkpoints(steps))
+
+    def value_grad(z: jax.Array, i: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+        def total(v):
+            logits = target.logits(v, jax.random.fold_in(k_loop, i))
+            per = loss(logits, y, t)
+            return jnp.sum(per), (per, jnp.argmax(logits, axis=-1) != y)
+
+        (_, (per, fooled)), g = jax.value_and_grad(total, has_aux=True)(z)
+        return per, fooled, g
+
+    r = jax.random.uniform(k_start, x.shape, x.dtype, -1.0, 1.0)
+    r = r / jnp.max(jnp.abs(r), axis=(1, 2, 3), keepdims=True)
+    x0 = _project(x + eps * r, x, eps)
+    l0, f0, g0 = value_grad(x0, 0)
+    bcast = (slice(None),) + (None,) * (x.ndim - 1)
+    step = jnp.full(x.shape[:1], 2.0 * eps, x.dtype)
+    x1 = _project(x0 + step[bcast] * jnp.sign(g0), x, eps)
+    l1, f1, g1 = value_grad(x1, 1)
+    better = l1 > l0
+    state = dict(
+        x=x1, x_prev=x0, g=g1, loss=l1, step=step,
+        x_best=jnp.where(better[bcast], x1, x0), g_best=jnp.where(better[bcast], g1, g0), best=jnp.maximum(l0, l1),
+        fooled=f0 | f1, x_fooled=jnp.where(f0[bcast], x0, x1),
+        ups=better.astype(jnp.int32), since=jnp.int32(1), step_ckpt=step, best_ckpt=jnp.maximum(l0, l1))
+
+    def body(i: int, s: dict) -> dict:
+        z = _project(s["x"] + s["step"][bcast] * jnp.sign(s["g"]), x, eps)
+        x_new = _project(s["x"] + ALPHA * (z - s["x"]) + (1.0 - ALPHA) * (s["x"] - s["x_prev"]), x, eps)
+        l_new, f_new, g_new = value_grad(x_new, i + 1)
+        newly = f_new & ~s["fooled"]
+        x_fooled = jnp.where(newly[bcast], x_new, s["x_fooled"])
+        improved = l_new > s["best"]
+        x_best = jnp.where(improved[bcast], x_new, s["x_best"])
+        g_best = jnp.where(improved[bcast], g_new, s["g_best"])
+        best = jnp.maximum(l_new, s["best"])
+        ups = s["ups"] + (l_new > s["loss"]).astype(jnp.int32)
+        since = s["since"] + 1
+        at_ckpt = ckpt[i + 1]
+        reduce = at_ckpt & ((ups < RHO * since) | ((s["step_ckpt"] == s["step"]) & (s["best_ckpt"] >= best)))
+        step = jnp.where(reduce, s["step"] / 2.0, s["step"])
+        return dict(
+            x=jnp.where(reduce[bcast], x_best, x_new), x_prev=s["x"], g=jnp.where(reduce[bcast], g_best, g_new),
+            loss=l_new, step=step, x_best=x_best, g_best=g_best, best=best, fooled=s["fooled"] | f_new,
+            x_fooled=x_fooled, ups=jnp.where(at_ckpt, 0, ups), since=jnp.where(at_ckpt, 0, since),
+            step_ckpt=jnp.where(at_ckpt, step, s["step_ckpt"]), best_ckpt=jnp.where(at_ckpt, best, s["best_ckpt"]))
+
+    s = jax.lax.fori_loop(1, steps, body, state)
+    return jnp.where(s["fooled"][bcast], s["x_fooled"], s["x_best"]), s["fooled"], s["best"]
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(attack: APGD, target: AttackTarget) -> Callable:
+    """The jitted run of ``attack`` on ``target`` (one compile per pair and batch shape)."""
+    eps, loss = attack.eps / 255.0, LOSSES[attack.loss]
+
+    def run(x: jax.Array, y: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        if attack.targeted:
+            clean = target.logits(x, jax.random.fold_in(key, 2**20))
+            ranked = jnp.argsort(-jnp.where(jax.nn.one_hot(y, clean.shape[-1], dtype=bool), -jnp.inf, clean), axis=-1)
+            goals = [ranked[:, j] for j in range(min(attack.n_targets, clean.shape[-1] - 1))]
+        else:
+            goals = [None]
+        best_x, best_fooled, best_loss = x, jnp.zeros(x.shape[:1], bool), jnp.full(x.shape[:1], -jnp.inf)
+        bcast = (slice(None),) + (None,) * (x.ndim - 1)
+        for j, goal in enumerate(goals):
+            for r in range(attack.restarts):
+                xa, fooled, lo = apgd_batch(target, loss, x, y, goal, jax.random.fold_in(key, j * 1000 + r), eps,
+                                            attack.steps)
+                # a fooling example beats any other; among the rest the higher loss wins
+                take = (fooled & ~best_fooled) | ((fooled == best_fooled) & (lo > best_loss) & ~best_fooled)
+                best_x = jnp.where(take[bcast], xa, best_x)
+                best_loss = jnp.where(take, lo, best_loss)
+                best_fooled = best_fooled | fooled
+        return best_x, best_fooled
+
+    return jax.jit(run)
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class APGD(Attack):
+    """Auto-PGD in Linf (see the module docstring); subclasses fix the loss.
+
+    Attributes:
+        eps: Linf budget in /255.
+        steps: iterations per run.
+        restarts: random starts (all run; the best per image is kept).
+    """
+
+    loss: ClassVar[str] = "ce"
+    targeted: ClassVar[bool] = False
+
+    eps: float
+    steps: int = 100
+    restarts: int = 1
+
+    def __post_init__(self) -> None:
+        positive(self, "eps")
+        count(self, "steps", "restarts")
+
+    @property
+    def runs(self) -> int:
+        """APGD runs per image: targets x restarts."""
+        return (self.n_targets if self.targeted else 1) * self.restarts
+
+    @property
+    def gradients(self) -> int:
+        """Gradient evaluations per image."""
+        return self.runs * (self.steps + 1)
+
+    def run(self, target: AttackTarget | Callable[[jax.Array], jax.Array], x: jax.Array, y: jax.Array,
+            key: jax.Array) -> AttackOutput:
+        """Runs APGD on ``x`` ``[B, H, W, C]`` with labels ``y`` ``[B]`` (see ``Attack.run``)."""
+        x_adv, fooled = _compiled(self, as_target(target))(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.int32), key)
+        return AttackOutput(x_adv=x_adv.astype(jnp.float32), success=fooled)
+
+
+@register_attack("apgd_ce")
+@dataclasses.dataclass(frozen=True, repr=False)
+class APGDCE(APGD):
+    """APGD on the cross-entropy loss (AutoAttack's APGD-CE)."""
+
+    loss = "ce"
+
+
+@register_attack("apgd_dlr")
+@dataclasses.dataclass(frozen=True, repr=False)
+class APGDDLR(APGD):
+    """APGD on the untargeted DLR loss (shift- and rescaling-invariant in the logits)."""
+
+    loss = "dlr"
+
+
+@register_attack("apgd_t")
+@dataclasses.dataclass(frozen=True, repr=False)
+class APGDTargeted(APGD):
+    """APGD on the targeted DLR loss, once per target among the ``n_targets`` most likely wrong classes.
+
+    Attributes:
+        n_targets: target classes tried (AutoAttack: 9).
+    """
+
+    loss = "dlr"
+    targeted = True
+    n_targets: int = 9
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        count(self, "n_targets")
