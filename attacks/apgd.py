@@ -67,17 +67,23 @@ def ce_loss(logits: jax.Array, y: jax.Array, t: jax.Array | None = None) -> jax.
 
 
 def dlr_loss(logits: jax.Array, y: jax.Array, t: jax.Array | None = None) -> jax.Array:
-    """Per-image DLR loss ``[B]``; targeted toward ``t`` when given (Croce & Hein 2020, Eq. 4 and §4)."""
+    """Per-image untargeted DLR loss ``[B]`` (Croce & Hein 2020, Eq. 4; ``t`` unused)."""
+    del t
     top = jnp.sort(logits, axis=-1)[:, ::-1]
     zy = jnp.take_along_axis(logits, y[:, None], axis=1)[:, 0]
-    if t is None:
-        others = jnp.where(jax.nn.one_hot(y, logits.shape[-1], dtype=bool), -jnp.inf, logits)
-        return -(zy - jnp.max(others, axis=-1)) / (top[:, 0] - top[:, 2] + 1e-12)
+    others = jnp.where(jax.nn.one_hot(y, logits.shape[-1], dtype=bool), -jnp.inf, logits)
+    return -(zy - jnp.max(others, axis=-1)) / (top[:, 0] - top[:, 2] + 1e-12)
+
+
+def dlr_targeted_loss(logits: jax.Array, y: jax.Array, t: jax.Array) -> jax.Array:
+    """Per-image targeted DLR loss ``[B]`` toward classes ``t`` ``[B]`` (Croce & Hein 2020, §4)."""
+    top = jnp.sort(logits, axis=-1)[:, ::-1]
+    zy = jnp.take_along_axis(logits, y[:, None], axis=1)[:, 0]
     zt = jnp.take_along_axis(logits, t[:, None], axis=1)[:, 0]
     return -(zy - zt) / (top[:, 0] - 0.5 * (top[:, 2] + top[:, 3]) + 1e-12)
 
 
-LOSSES: dict[str, Callable[..., jax.Array]] = {"ce": ce_loss, "dlr": dlr_loss}
+LOSSES: dict[str, Callable[..., jax.Array]] = {"ce": ce_loss, "dlr": dlr_loss, "dlr_targeted": dlr_targeted_loss}
 
 
 def _project(z: jax.Array, x: jax.Array, eps: float) -> jax.Array:
@@ -85,15 +91,19 @@ def _project(z: jax.Array, x: jax.Array, eps: float) -> jax.Array:
 
 
 def apgd_batch(target: AttackTarget, loss: Callable[..., jax.Array], x: jax.Array, y: jax.Array,
-               t: jax.Array | None, key: jax.Array, eps: float, steps: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+               t: jax.Array, key: jax.Array, eps: float, steps: int) -> tuple[jax.Array, jax.Array, jax.Array]:
     """One APGD run (traceable; the caller jits).
+
+    The loop runs ``steps + 1`` evaluations: iteration 0 evaluates the random start, 1 takes a
+    plain step, later ones the momentum step. The model's forward and backward pass is traced
+    once, inside the loop body.
 
     Args:
         target: the pipeline to attack.
         loss: ``(logits, y, t) -> [B]`` loss to maximise.
         x: float32 ``[B, H, W, C]`` clean images in [0, 1].
         y: int ``[B]`` labels.
-        t: int ``[B]`` target classes, or None (untargeted).
+        t: int ``[B]`` target classes (ignored by untargeted losses).
         key: randomness of the start and of the EOT samples.
         eps: Linf budget on [0, 1].
         steps: iterations.
@@ -103,79 +113,78 @@ def apgd_batch(target: AttackTarget, loss: Callable[..., jax.Array], x: jax.Arra
     """
     k_start, k_loop = jax.random.split(key)
     ckpt = jnp.asarray(checkpoints(steps))
-
-    def value_grad(z: jax.Array, i: int) -> tuple[jax.Array, jax.Array, jax.Array]:
-        def total(v):
-            logits = target.logits(v, jax.random.fold_in(k_loop, i))
-            per = loss(logits, y, t)
-            return jnp.sum(per), (per, jnp.argmax(logits, axis=-1) != y)
-
-        (_, (per, fooled)), g = jax.value_and_grad(total, has_aux=True)(z)
-        return per, fooled, g
-
-    r = jax.random.uniform(k_start, x.shape, x.dtype, -1.0, 1.0)
-    r = r / jnp.max(jnp.abs(r), axis=(1, 2, 3), keepdims=True)
-    x0 = _project(x + eps * r, x, eps)
-    l0, f0, g0 = value_grad(x0, 0)
     bcast = (slice(None),) + (None,) * (x.ndim - 1)
-    step = jnp.full(x.shape[:1], 2.0 * eps, x.dtype)
-    x1 = _project(x0 + step[bcast] * jnp.sign(g0), x, eps)
-    l1, f1, g1 = value_grad(x1, 1)
-    better = l1 > l0
-    state = dict(
-        x=x1, x_prev=x0, g=g1, loss=l1, step=step,
-        x_best=jnp.where(better[bcast], x1, x0), g_best=jnp.where(better[bcast], g1, g0), best=jnp.maximum(l0, l1),
-        fooled=f0 | f1, x_fooled=jnp.where(f0[bcast], x0, x1),
-        ups=better.astype(jnp.int32), since=jnp.int32(1), step_ckpt=step, best_ckpt=jnp.maximum(l0, l1))
 
-    def body(i: int, s: dict) -> dict:
+    def total(v: jax.Array, j: jax.Array) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+        logits = target.logits(v, jax.random.fold_in(k_loop, j))
+        per = loss(logits, y, t)
+        return jnp.sum(per), (per, jnp.argmax(logits, axis=-1) != y)
+
+    value_grad = jax.value_and_grad(total, has_aux=True)
+    r = jax.random.uniform(k_start, x.shape, x.dtype, -1.0, 1.0)
+    x0 = _project(x + eps * r / jnp.max(jnp.abs(r), axis=(1, 2, 3), keepdims=True), x, eps)
+    zero = jnp.zeros(x.shape[:1], x.dtype)
+    state = dict(x=x0, x_prev=x0, g=jnp.zeros_like(x), loss=zero, step=jnp.full(x.shape[:1], 2.0 * eps, x.dtype),
+                 x_best=x0, g_best=jnp.zeros_like(x), best=jnp.full(x.shape[:1], -jnp.inf, x.dtype),
+                 fooled=jnp.zeros(x.shape[:1], bool), x_fooled=x0, ups=jnp.zeros(x.shape[:1], jnp.int32),
+                 since=jnp.int32(0), step_ckpt=jnp.full(x.shape[:1], 2.0 * eps, x.dtype),
+                 best_ckpt=jnp.full(x.shape[:1], -jnp.inf, x.dtype))
+
+    def body(j: jax.Array, s: dict) -> dict:
         z = _project(s["x"] + s["step"][bcast] * jnp.sign(s["g"]), x, eps)
-        x_new = _project(s["x"] + ALPHA * (z - s["x"]) + (1.0 - ALPHA) * (s["x"] - s["x_prev"]), x, eps)
-        l_new, f_new, g_new = value_grad(x_new, i + 1)
+        momentum = _project(s["x"] + ALPHA * (z - s["x"]) + (1.0 - ALPHA) * (s["x"] - s["x_prev"]), x, eps)
+        x_new = jnp.where(j == 0, s["x"], jnp.where(j == 1, z, momentum))
+        (_, (l_new, f_new)), g_new = value_grad(x_new, j)
         newly = f_new & ~s["fooled"]
-        x_fooled = jnp.where(newly[bcast], x_new, s["x_fooled"])
         improved = l_new > s["best"]
         x_best = jnp.where(improved[bcast], x_new, s["x_best"])
         g_best = jnp.where(improved[bcast], g_new, s["g_best"])
         best = jnp.maximum(l_new, s["best"])
-        ups = s["ups"] + (l_new > s["loss"]).astype(jnp.int32)
-        since = s["since"] + 1
-        at_ckpt = ckpt[i + 1]
+        moved = j >= 1
+        ups = s["ups"] + (moved & (l_new > s["loss"])).astype(jnp.int32)
+        since = s["since"] + moved.astype(jnp.int32)
+        at_ckpt = ckpt[j]
         reduce = at_ckpt & ((ups < RHO * since) | ((s["step_ckpt"] == s["step"]) & (s["best_ckpt"] >= best)))
         step = jnp.where(reduce, s["step"] / 2.0, s["step"])
         return dict(
             x=jnp.where(reduce[bcast], x_best, x_new), x_prev=s["x"], g=jnp.where(reduce[bcast], g_best, g_new),
             loss=l_new, step=step, x_best=x_best, g_best=g_best, best=best, fooled=s["fooled"] | f_new,
-            x_fooled=x_fooled, ups=jnp.where(at_ckpt, 0, ups), since=jnp.where(at_ckpt, 0, since),
-            step_ckpt=jnp.where(at_ckpt, step, s["step_ckpt"]), best_ckpt=jnp.where(at_ckpt, best, s["best_ckpt"]))
+            x_fooled=jnp.where(newly[bcast], x_new, s["x_fooled"]), ups=jnp.where(at_ckpt, 0, ups),
+            since=jnp.where(at_ckpt, 0, since), step_ckpt=jnp.where(at_ckpt, step, s["step_ckpt"]),
+            best_ckpt=jnp.where(at_ckpt, best, s["best_ckpt"]))
 
-    s = jax.lax.fori_loop(1, steps, body, state)
+    s = jax.lax.fori_loop(0, steps + 1, body, state)
     return jnp.where(s["fooled"][bcast], s["x_fooled"], s["x_best"]), s["fooled"], s["best"]
 
 
 @functools.lru_cache(maxsize=64)
 def _compiled(attack: APGD, target: AttackTarget) -> Callable:
-    """The jitted run of ``attack`` on ``target`` (one compile per pair and batch shape)."""
-    eps, loss = attack.eps / 255.0, LOSSES[attack.loss]
+    """The jitted run of ``attack`` on ``target`` (one compile per pair and batch shape).
+
+    The runs (target classes x restarts) are one ``lax.scan`` over the same compiled APGD loop.
+    """
+    eps, loss = attack.eps / 255.0, LOSSES["dlr_targeted" if attack.targeted else attack.loss]
 
     def run(x: jax.Array, y: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
         if attack.targeted:
             clean = target.logits(x, jax.random.fold_in(key, 2**20))
             ranked = jnp.argsort(-jnp.where(jax.nn.one_hot(y, clean.shape[-1], dtype=bool), -jnp.inf, clean), axis=-1)
-            goals = [ranked[:, j] for j in range(min(attack.n_targets, clean.shape[-1] - 1))]
+            goals = ranked[:, : min(attack.n_targets, clean.shape[-1] - 1)].T  # [T, B]
         else:
-            goals = [None]
-        best_x, best_fooled, best_loss = x, jnp.zeros(x.shape[:1], bool), jnp.full(x.shape[:1], -jnp.inf)
+            goals = y[None]
+        goals = jnp.repeat(goals, attack.restarts, axis=0)  # [T * restarts, B]
         bcast = (slice(None),) + (None,) * (x.ndim - 1)
-        for j, goal in enumerate(goals):
-            for r in range(attack.restarts):
-                xa, fooled, lo = apgd_batch(target, loss, x, y, goal, jax.random.fold_in(key, j * 1000 + r), eps,
-                                            attack.steps)
-                # a fooling example beats any other; among the rest the higher loss wins
-                take = (fooled & ~best_fooled) | ((fooled == best_fooled) & (lo > best_loss) & ~best_fooled)
-                best_x = jnp.where(take[bcast], xa, best_x)
-                best_loss = jnp.where(take, lo, best_loss)
-                best_fooled = best_fooled | fooled
+
+        def one(carry, inputs):
+            best_x, best_fooled, best_loss = carry
+            i, goal = inputs
+            xa, fooled, lo = apgd_batch(target, loss, x, y, goal, jax.random.fold_in(key, i), eps, attack.steps)
+            # a fooling example beats any other; among the rest the higher loss wins
+            take = (fooled & ~best_fooled) | ((fooled == best_fooled) & (lo > best_loss) & ~best_fooled)
+            return (jnp.where(take[bcast], xa, best_x), best_fooled | fooled, jnp.where(take, lo, best_loss)), None
+
+        init = (x, jnp.zeros(x.shape[:1], bool), jnp.full(x.shape[:1], -jnp.inf, x.dtype))
+        (best_x, best_fooled, _), _ = jax.lax.scan(one, init, (jnp.arange(goals.shape[0]), goals))
         return best_x, best_fooled
 
     return jax.jit(run)

@@ -12,7 +12,7 @@ Knowledge levels (what the attacker knows):
 "Attack once, defend many": gray-box and transfer examples do not depend on the defense and
 are cached per batch (``bench.cache``) under a key of crafting-model hash, attack spec and
 parameters, data source checksum, image indices, seed, package versions and a hash of the
-attack code; adaptive examples are keyed by the defense too: its views (transform specs and
+attack's code (``Runner.attack_code``); adaptive examples are keyed by the defense too: its views (transform specs and
 member hashes), EOT count and a hash of the defense code (the ``defenses`` package, the
 transform and defense modules, and any transform class defined elsewhere, e.g. a
 submission file). An interrupted run therefore resumes at the batch it stopped at, and a
@@ -122,7 +122,7 @@ class Runner:
         self.data_info = {"dataset": protocol.dataset, "split": protocol.split, "n": int(protocol.n),
                           "indices_sha256": _sha(self.indices.astype(np.int64)),
                           "source_sha256": ds.source_sha256}
-        self.attack_code = code_sha256([_ROOT / "attacks"])
+        self._attack_code: dict[type, str] = {}
         from bench import versions  # (bench imports this module: not at the top)
 
         self.versions = versions()
@@ -188,7 +188,7 @@ class Runner:
         self.emit(RunEvent(stage, 0, len(batches)))
         for i, (b, sel) in enumerate(batches):
             key = {**key_parts, "attack": repr(attack), "attack_params": attack.params(), "seed": self.protocol.seed,
-                   "versions": self.versions, "attack_code": self.attack_code,
+                   "versions": self.versions, "attack_code": self.attack_code(attack),
                    "data": [self.data_info["dataset"], self.data_info["split"], self.data_info["source_sha256"]],
                    "indices_sha256": _sha(self.indices[sel].astype(np.int64)), "batch": b}
             entry = self.cache.get(key, len(sel))
@@ -288,6 +288,18 @@ class Runner:
                       "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                       "command": self.command}
         return Partial(header, shard, selection, clean, records, skipped, self.defense_cost_ms(clf), provenance)
+
+    def attack_code(self, attack: Attack) -> str:
+        """Hash of the code an attack runs: the attack base and target modules, the module defining
+        its class, and the Foolbox adapter for attacks that go through it (a change to APGD does not
+        invalidate cached PGD examples)."""
+        cls = type(attack)
+        if cls not in self._attack_code:
+            files = [_ROOT / "attacks" / "specs.py", _ROOT / "attacks" / "target.py", Path(inspect.getsourcefile(cls))]
+            if cls.run is Attack.run:
+                files.append(_ROOT / "attacks" / "foolbox_adapter.py")
+            self._attack_code[cls] = code_sha256(files)
+        return self._attack_code[cls]
 
     def defense_code(self, defense: Defense) -> str:
         """Hash of the code a defense runs (hashed once per defense and runner)."""

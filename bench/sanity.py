@@ -15,6 +15,22 @@ Each flag is a short code shown in the leaderboard's Flags column and explained 
   robustness. ``cifar10-standard``'s sanity attack doubles both the steps and, for randomized
   defenses, the EOT samples K, so this also tests whether K was enough.
 
+Per-image flags of a worst-case ensemble (``worst_case``, ``bench.adaptive``; its stages run in
+order on the survivors of the earlier ones, so "broke" counts images every earlier stage left
+robust). The headline already includes these images; the flag says what a weaker evaluation
+would have missed, or, for ``check``, that the headline may still be too high:
+
+* ``square``: the gradient-free Square attack broke images that every gradient attack, through
+  every surrogate, left robust: the gradients the attacker had were masked or misleading.
+* ``surrogate``: stages through a non-default surrogate gradient (JPEG's differentiable
+  ``cubic``, a filter's ``own`` gradient, ...) broke images that the default (identity BPDA)
+  stages of the ensemble left robust: an identity-only evaluation overstates robustness.
+* ``check``: the convergence check (twice the steps and, for randomized defenses, twice the EOT
+  samples) still broke images: the ensemble had not converged.
+
+Each fires when its stages broke more than ``max(IMAGE_MARGIN_MIN, IMAGE_MARGIN * n)`` of the
+entry's n images (more than 2 images, and more than 0.5% of them).
+
 Comparisons between entries on different image subsets use a margin of
 ``max(MARGIN, 2 * binomial standard error)`` to stay above sampling noise.
 """
@@ -25,6 +41,8 @@ import math
 from typing import Any
 
 MARGIN = 0.02
+IMAGE_MARGIN = 0.005
+IMAGE_MARGIN_MIN = 2
 UNBOUNDED_EPS = 64.0
 UNBOUNDED_MAX = 0.05
 
@@ -35,7 +53,32 @@ EXPLANATIONS = {
                  "robust accuracy (gradient masking?)",
     "steps": "doubling the adaptive PGD steps (and, for randomized defenses, the EOT samples) still lowers "
              "robust accuracy by more than the noise margin (not converged)",
+    "square": "the gradient-free Square attack broke more than 0.5% of the images (and more than 2) that every "
+              "gradient attack through every surrogate left robust (masked or misleading gradients)",
+    "surrogate": "attacks through a non-default surrogate gradient broke more than 0.5% of the images (and more "
+                 "than 2) that the identity-BPDA attacks left robust (an identity-only evaluation overstates "
+                 "robustness)",
+    "check": "the convergence check (2x steps, 2x EOT samples) still broke more than 0.5% of the images (and "
+             "more than 2) that the ensemble left robust (not converged: the worst case may still be too high)",
 }
+
+
+def _broke(entry: dict[str, Any], which) -> int:
+    return sum(st["broke"] for st in entry.get("stages", []) if which(st))
+
+
+def ensemble_flags(entry: dict[str, Any]) -> list[str]:
+    """The per-image flags (``square``, ``surrogate``, ``check``) of one worst-case entry."""
+    if "stages" not in entry:
+        return []
+    limit = max(IMAGE_MARGIN_MIN, IMAGE_MARGIN * entry["n"])
+    default = next((st["surrogate"] for st in entry["stages"] if st["surrogate"]), None)
+    counts = {
+        "square": _broke(entry, lambda st: st["surrogate"] is None and not st["check"]),
+        "surrogate": _broke(entry, lambda st: st["surrogate"] not in (None, default) and not st["check"]),
+        "check": _broke(entry, lambda st: st["check"]),
+    }
+    return [code for code, broke in counts.items() if broke > limit]
 
 
 def _margin(a: dict[str, Any], b: dict[str, Any]) -> float:
@@ -75,4 +118,7 @@ def sanity_flags(result: dict[str, Any]) -> list[str]:
                 break
         if "steps" in flags:
             break
+    for code in ("square", "surrogate", "check"):
+        if any(code in ensemble_flags(e) for e in linf if e["knowledge"] == "adaptive"):
+            flags.append(code)
     return flags

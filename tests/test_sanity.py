@@ -46,3 +46,31 @@ def test_unconverged_needs_at_least_as_many_eot_samples() -> None:
     # fewer EOT samples on the longer attack: not the doubling the flag is about
     r = row(e("adaptive", "pgd(eps=8, steps=50)", 0.40, 8, eot=4), e("adaptive", "pgd(eps=8, steps=100)", 0.20, 8, eot=2))
     assert sanity_flags(r) == []
+
+
+def stage(attack: str, surrogate: str | None, broke: int, check: bool = False) -> dict:
+    return {"attack": attack, "surrogate": surrogate, "check": check, "ran": 100, "seconds": 1.0, "broke": broke,
+            "robust_after": 0.0}
+
+
+def worst(n: int, *stages: dict) -> dict:
+    out = e("adaptive", "worst_case(...)", 0.1, 8, n=n)
+    out["stages"] = list(stages)
+    return out
+
+
+def test_ensemble_flags_count_images_per_stage_kind() -> None:
+    quiet = worst(1000, stage("pgd(eps=8)", "identity", 300), stage("pgd(eps=8)", "cubic", 5),
+                  stage("square(eps=8)", None, 5), stage("apgd_ce(eps=8, steps=200)", "identity", 5, check=True))
+    assert sanity_flags(row(quiet)) == []  # 5 of 1,000 images is within the 0.5% margin
+    loud = worst(1000, stage("pgd(eps=8)", "identity", 300), stage("pgd(eps=8)", "cubic", 4),
+                 stage("apgd_ce(eps=8)", "ste", 4), stage("square(eps=8)", None, 6),
+                 stage("apgd_ce(eps=8, steps=200)", "identity", 6, check=True))
+    assert sanity_flags(row(loud)) == ["square", "surrogate", "check"]  # 4 + 4 non-default breaks add up
+    # on 200 images the floor is 2 images, not 1: two breaks are still noise, three are not
+    assert sanity_flags(row(worst(200, stage("pgd(eps=8)", "identity", 50), stage("square(eps=8)", None, 2)))) == []
+    assert sanity_flags(row(worst(200, stage("pgd(eps=8)", "identity", 50), stage("square(eps=8)", None, 3)))) == [
+        "square"]
+    # a check stage through a non-default surrogate counts for "check" only
+    r = row(worst(1000, stage("pgd(eps=8)", "identity", 300), stage("apgd_ce(eps=8)", "cubic", 9, check=True)))
+    assert sanity_flags(r) == ["check"]

@@ -1,0 +1,70 @@
+"""The adaptive worst-case ensemble (``bench.adaptive``) on the tiny learnable world."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ENSEMBLE = ("worst_case(attacks=('pgd(eps=3, steps=3)', 'apgd_ce(eps=3, steps=4)', 'square(eps=3, queries=30)'), "
+            "check='apgd_dlr(eps=3, steps=6)')")
+
+
+def _runner(plans):
+    from bench import load_protocol
+    from bench.runner import Runner
+
+    return Runner(dataclasses.replace(load_protocol("tiny"), attacks=plans))
+
+
+def test_worst_case_is_per_image_and_at_least_the_standalone_attack(world: dict[str, Path]) -> None:
+    from bench import build_defense
+    from bench.metrics import attack_metrics, parse_outcomes
+    from bench.protocol import AttackPlan
+
+    runner = _runner((AttackPlan("pgd(eps=3, steps=3)", ("adaptive",)), AttackPlan(ENSEMBLE, ("adaptive",))))
+    alone, worst = runner.records(build_defense("jpeg(quality=50)")).attacks
+    # per image, the worst case is at least as strong as the attack it starts with (deterministic: R = 1)
+    assert not np.any(worst.correct[0] & ~alone.correct[0])
+    # the outcome says exactly which images survived: "." <=> still right under the final score
+    assert np.array_equal(worst.outcome < 0, worst.correct[0])
+    stages = worst.stages
+    assert [s.surrogate for s in stages] == ["identity", "cubic", "ste"] * 2 + [None] + ["identity", "cubic", "ste"]
+    assert [s.check for s in stages] == [False] * 7 + [True] * 3
+    assert stages[0].ran == 40  # the first stage crafts every image, like the standalone attack
+    assert all(b.ran <= a.ran or a.ran == 40 for a, b in zip(stages, stages[1:]))  # survivors only shrink
+    m = attack_metrics(worst)
+    assert np.array_equal(parse_outcomes(m["outcomes"]), worst.outcome)
+    assert m["stages"][-1]["robust_after"] == pytest.approx(np.mean(worst.outcome < 0))
+    assert sum(s["broke"] for s in m["stages"]) + int(np.sum(worst.outcome == 0)) == int(np.sum(worst.outcome >= 0))
+
+
+def test_first_stage_shares_the_cache_with_the_standalone_attack(world: dict[str, Path],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from attacks.specs import PGD
+    from bench import build_defense
+    from bench.protocol import AttackPlan
+
+    calls = []
+    original = PGD.run
+    monkeypatch.setattr(PGD, "run", lambda self, *a: calls.append(repr(self)) or original(self, *a))
+    # identity offers one surrogate: the ensemble's PGD stage is the standalone PGD, crafted once
+    runner = _runner((AttackPlan("pgd(eps=3, steps=3)", ("adaptive",)), AttackPlan(ENSEMBLE, ("adaptive",))))
+    runner.records(build_defense("identity()"))
+    assert calls.count("pgd(eps=3, steps=3)") == 2  # 40 images in 2 batches, whatever survives
+
+
+def test_randomized_worst_case_selects_under_fresh_draws(world: dict[str, Path]) -> None:
+    from bench import build_defense
+    from bench.protocol import AttackPlan
+
+    runner = _runner((AttackPlan(ENSEMBLE, ("adaptive",), n=20),))
+    part = runner.records(build_defense("slq()"))
+    (worst,) = part.attacks
+    assert worst.correct.shape == (2, 20) and worst.info["eot"] == 2
+    # an image broken in every selection draw is never "survived"; survivors may still be wrong in a draw
+    assert worst.outcome.shape == (20,) and set(np.unique(worst.outcome)) <= set(range(-1, 11))
+    again = runner.records(build_defense("slq()")).attacks[0]  # same seed, same everything (cache or not)
+    assert np.array_equal(again.outcome, worst.outcome) and np.array_equal(again.correct, worst.correct)
