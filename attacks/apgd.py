@@ -23,8 +23,11 @@ run once per target class ``t`` among the ``targets`` classes with the highest c
 (AutoAttack: 9). ``restarts`` random starts are all run; per image the best is kept.
 
 BPDA and EOT are the target's (``attacks.target``): its ``logits(x, key)`` averages EOT samples
-drawn from ``key``, and a fresh key is used at every iteration. The loop over iterations is
-one ``lax.fori_loop`` inside one ``jit``, compiled once per (attack, target) and batch shape.
+drawn from ``key``, and a fresh key is used at every iteration. An iteration is one pure step
+function; ``attacks.loop`` runs the steps as one ``lax.fori_loop`` on accelerators and, on CPU,
+as a host loop over the one compiled step (XLA:CPU runs convolutions ~4x slower inside a while
+loop; measured figures there). Either way the model is traced once per (attack, target) and
+compiled once per batch shape.
 
 Departures: for a randomized target the loss is that of the EOT-averaged logits (AutoAttack
 averages gradients over ``eot_iter`` calls); a restart runs on every image (a jitted batch
@@ -42,6 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from attacks.loop import fori, host_loop_default
 from attacks.specs import Attack, count, positive, register_attack
 from attacks.target import AttackOutput, AttackTarget, as_target
 
@@ -90,13 +94,66 @@ def _project(z: jax.Array, x: jax.Array, eps: float) -> jax.Array:
     return jnp.clip(jnp.clip(z, x - eps, x + eps), 0.0, 1.0)
 
 
-def apgd_batch(target: AttackTarget, loss: Callable[..., jax.Array], x: jax.Array, y: jax.Array,
-               t: jax.Array, key: jax.Array, eps: float, steps: int) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """One APGD run (traceable; the caller jits).
+def _run_fns(target: AttackTarget, loss: Callable[..., jax.Array], eps: float, steps: int
+             ) -> tuple[Callable, Callable, Callable]:
+    """``init(x, key) -> state``, ``step(j, state, x, y, t) -> state`` and ``finish(state)`` of one APGD run.
 
-    The loop runs ``steps + 1`` evaluations: iteration 0 evaluates the random start, 1 takes a
-    plain step, later ones the momentum step. The model's forward and backward pass is traced
-    once, inside the loop body.
+    Evaluation ``j`` (``steps + 1`` of them) evaluates the random start (``j = 0``), then a plain
+    step (``j = 1``), then momentum steps; the model's forward and backward pass is in ``step``.
+    """
+    ckpt = checkpoints(steps)
+
+    def bc(a: jax.Array) -> jax.Array:
+        return a[:, None, None, None]
+
+    def init(x: jax.Array, key: jax.Array) -> dict:
+        k_start, k_loop = jax.random.split(key)
+        r = jax.random.uniform(k_start, x.shape, x.dtype, -1.0, 1.0)
+        x0 = _project(x + eps * r / jnp.max(jnp.abs(r), axis=(1, 2, 3), keepdims=True), x, eps)
+        b = x.shape[:1]
+        return dict(x=x0, x_prev=x0, g=jnp.zeros_like(x), loss=jnp.zeros(b, x.dtype),
+                    step=jnp.full(b, 2.0 * eps, x.dtype), x_best=x0, g_best=jnp.zeros_like(x),
+                    best=jnp.full(b, -jnp.inf, x.dtype), fooled=jnp.zeros(b, bool), x_fooled=x0,
+                    ups=jnp.zeros(b, jnp.int32), since=jnp.int32(0), step_ckpt=jnp.full(b, 2.0 * eps, x.dtype),
+                    best_ckpt=jnp.full(b, -jnp.inf, x.dtype), key=k_loop)
+
+    def step(j: jax.Array, s: dict, x: jax.Array, y: jax.Array, t: jax.Array) -> dict:
+        def total(v: jax.Array) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+            logits = target.logits(v, jax.random.fold_in(s["key"], j))
+            per = loss(logits, y, t)
+            return jnp.sum(per), (per, jnp.argmax(logits, axis=-1) != y)
+
+        z = _project(s["x"] + bc(s["step"]) * jnp.sign(s["g"]), x, eps)
+        momentum = _project(s["x"] + ALPHA * (z - s["x"]) + (1.0 - ALPHA) * (s["x"] - s["x_prev"]), x, eps)
+        x_new = jnp.where(j == 0, s["x"], jnp.where(j == 1, z, momentum))
+        (_, (l_new, f_new)), g_new = jax.value_and_grad(total, has_aux=True)(x_new)
+        improved = l_new > s["best"]
+        x_best = jnp.where(bc(improved), x_new, s["x_best"])
+        g_best = jnp.where(bc(improved), g_new, s["g_best"])
+        best = jnp.maximum(l_new, s["best"])
+        moved = j >= 1
+        ups = s["ups"] + (moved & (l_new > s["loss"])).astype(jnp.int32)
+        since = s["since"] + moved.astype(jnp.int32)
+        at_ckpt = jnp.asarray(ckpt)[j]
+        reduce = at_ckpt & ((ups < RHO * since) | ((s["step_ckpt"] == s["step"]) & (s["best_ckpt"] >= best)))
+        size = jnp.where(reduce, s["step"] / 2.0, s["step"])
+        return dict(
+            x=jnp.where(bc(reduce), x_best, x_new), x_prev=s["x"], g=jnp.where(bc(reduce), g_best, g_new),
+            loss=l_new, step=size, x_best=x_best, g_best=g_best, best=best, fooled=s["fooled"] | f_new,
+            x_fooled=jnp.where(bc(f_new & ~s["fooled"]), x_new, s["x_fooled"]), ups=jnp.where(at_ckpt, 0, ups),
+            since=jnp.where(at_ckpt, 0, since), step_ckpt=jnp.where(at_ckpt, size, s["step_ckpt"]),
+            best_ckpt=jnp.where(at_ckpt, best, s["best_ckpt"]), key=s["key"])
+
+    def finish(s: dict) -> tuple[jax.Array, jax.Array, jax.Array]:
+        return jnp.where(bc(s["fooled"]), s["x_fooled"], s["x_best"]), s["fooled"], s["best"]
+
+    return init, step, finish
+
+
+def apgd_batch(target: AttackTarget, loss: Callable[..., jax.Array], x: jax.Array, y: jax.Array,
+               t: jax.Array, key: jax.Array, eps: float, steps: int, host: bool = False
+               ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """One APGD run: ``steps + 1`` evaluations (see ``_run_fns``).
 
     Args:
         target: the pipeline to attack.
@@ -107,87 +164,54 @@ def apgd_batch(target: AttackTarget, loss: Callable[..., jax.Array], x: jax.Arra
         key: randomness of the start and of the EOT samples.
         eps: Linf budget on [0, 1].
         steps: iterations.
+        host: loop on the host over one compiled step (``attacks.loop``); else traceable.
 
     Returns:
         ``(x_adv [B, H, W, C], fooled [B] bool, best loss [B])``.
     """
-    k_start, k_loop = jax.random.split(key)
-    ckpt = jnp.asarray(checkpoints(steps))
-    bcast = (slice(None),) + (None,) * (x.ndim - 1)
-
-    def total(v: jax.Array, j: jax.Array) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
-        logits = target.logits(v, jax.random.fold_in(k_loop, j))
-        per = loss(logits, y, t)
-        return jnp.sum(per), (per, jnp.argmax(logits, axis=-1) != y)
-
-    value_grad = jax.value_and_grad(total, has_aux=True)
-    r = jax.random.uniform(k_start, x.shape, x.dtype, -1.0, 1.0)
-    x0 = _project(x + eps * r / jnp.max(jnp.abs(r), axis=(1, 2, 3), keepdims=True), x, eps)
-    zero = jnp.zeros(x.shape[:1], x.dtype)
-    state = dict(x=x0, x_prev=x0, g=jnp.zeros_like(x), loss=zero, step=jnp.full(x.shape[:1], 2.0 * eps, x.dtype),
-                 x_best=x0, g_best=jnp.zeros_like(x), best=jnp.full(x.shape[:1], -jnp.inf, x.dtype),
-                 fooled=jnp.zeros(x.shape[:1], bool), x_fooled=x0, ups=jnp.zeros(x.shape[:1], jnp.int32),
-                 since=jnp.int32(0), step_ckpt=jnp.full(x.shape[:1], 2.0 * eps, x.dtype),
-                 best_ckpt=jnp.full(x.shape[:1], -jnp.inf, x.dtype))
-
-    def body(j: jax.Array, s: dict) -> dict:
-        z = _project(s["x"] + s["step"][bcast] * jnp.sign(s["g"]), x, eps)
-        momentum = _project(s["x"] + ALPHA * (z - s["x"]) + (1.0 - ALPHA) * (s["x"] - s["x_prev"]), x, eps)
-        x_new = jnp.where(j == 0, s["x"], jnp.where(j == 1, z, momentum))
-        (_, (l_new, f_new)), g_new = value_grad(x_new, j)
-        newly = f_new & ~s["fooled"]
-        improved = l_new > s["best"]
-        x_best = jnp.where(improved[bcast], x_new, s["x_best"])
-        g_best = jnp.where(improved[bcast], g_new, s["g_best"])
-        best = jnp.maximum(l_new, s["best"])
-        moved = j >= 1
-        ups = s["ups"] + (moved & (l_new > s["loss"])).astype(jnp.int32)
-        since = s["since"] + moved.astype(jnp.int32)
-        at_ckpt = ckpt[j]
-        reduce = at_ckpt & ((ups < RHO * since) | ((s["step_ckpt"] == s["step"]) & (s["best_ckpt"] >= best)))
-        step = jnp.where(reduce, s["step"] / 2.0, s["step"])
-        return dict(
-            x=jnp.where(reduce[bcast], x_best, x_new), x_prev=s["x"], g=jnp.where(reduce[bcast], g_best, g_new),
-            loss=l_new, step=step, x_best=x_best, g_best=g_best, best=best, fooled=s["fooled"] | f_new,
-            x_fooled=jnp.where(newly[bcast], x_new, s["x_fooled"]), ups=jnp.where(at_ckpt, 0, ups),
-            since=jnp.where(at_ckpt, 0, since), step_ckpt=jnp.where(at_ckpt, step, s["step_ckpt"]),
-            best_ckpt=jnp.where(at_ckpt, best, s["best_ckpt"]))
-
-    s = jax.lax.fori_loop(0, steps + 1, body, state)
-    return jnp.where(s["fooled"][bcast], s["x_fooled"], s["x_best"]), s["fooled"], s["best"]
+    init, step, finish = _run_fns(target, loss, eps, steps)
+    return finish(fori(step, 0, steps + 1, init(x, key), x, y, t, host=host))
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled(attack: APGD, target: AttackTarget) -> Callable:
-    """The jitted run of ``attack`` on ``target`` (one compile per pair and batch shape).
+def _compiled(attack: APGD, target: AttackTarget, host: bool) -> Callable:
+    """The run of ``attack`` on ``target``: every (target class, restart), the best kept per image.
 
-    The runs (target classes x restarts) are one ``lax.scan`` over the same compiled APGD loop.
+    Made once per (attack, target, loop kind); each run's loop compiles once per batch shape
+    (``attacks.loop``: a host loop over one compiled step on CPU, one ``fori_loop`` elsewhere).
     """
     eps, loss = attack.eps / 255.0, LOSSES["dlr_targeted" if attack.targeted else attack.loss]
+    init, step, finish = _run_fns(target, loss, eps, attack.steps)
+    if host:
+        init, finish = jax.jit(init), jax.jit(finish)
+
+        def one(x: jax.Array, y: jax.Array, t: jax.Array, key: jax.Array) -> tuple[jax.Array, ...]:
+            return finish(fori(step, 0, attack.steps + 1, init(x, key), x, y, t, host=True))
+    else:
+        one = jax.jit(lambda x, y, t, key: finish(fori(step, 0, attack.steps + 1, init(x, key), x, y, t, host=False)))
+
+    @jax.jit
+    def goals(x: jax.Array, y: jax.Array, key: jax.Array) -> jax.Array:
+        if not attack.targeted:
+            return jnp.repeat(y[None], attack.restarts, axis=0)
+        clean = target.logits(x, jax.random.fold_in(key, 2**20))
+        ranked = jnp.argsort(-jnp.where(jax.nn.one_hot(y, clean.shape[-1], dtype=bool), -jnp.inf, clean), axis=-1)
+        return jnp.repeat(ranked[:, : min(attack.n_targets, clean.shape[-1] - 1)].T, attack.restarts, axis=0)
+
+    @jax.jit
+    def keep(best: tuple[jax.Array, ...], new: tuple[jax.Array, ...]) -> tuple[jax.Array, ...]:
+        (bx, bf, bl), (xa, fooled, lo) = best, new
+        # a fooling example beats any other; among the rest the higher loss wins
+        take = (fooled & ~bf) | ((fooled == bf) & (lo > bl) & ~bf)
+        return jnp.where(take[:, None, None, None], xa, bx), bf | fooled, jnp.where(take, lo, bl)
 
     def run(x: jax.Array, y: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-        if attack.targeted:
-            clean = target.logits(x, jax.random.fold_in(key, 2**20))
-            ranked = jnp.argsort(-jnp.where(jax.nn.one_hot(y, clean.shape[-1], dtype=bool), -jnp.inf, clean), axis=-1)
-            goals = ranked[:, : min(attack.n_targets, clean.shape[-1] - 1)].T  # [T, B]
-        else:
-            goals = y[None]
-        goals = jnp.repeat(goals, attack.restarts, axis=0)  # [T * restarts, B]
-        bcast = (slice(None),) + (None,) * (x.ndim - 1)
+        best = (x, jnp.zeros(x.shape[:1], bool), jnp.full(x.shape[:1], -jnp.inf, x.dtype))
+        for i, goal in enumerate(goals(x, y, key)):
+            best = keep(best, one(x, y, goal, jax.random.fold_in(key, i)))
+        return best[0], best[1]
 
-        def one(carry, inputs):
-            best_x, best_fooled, best_loss = carry
-            i, goal = inputs
-            xa, fooled, lo = apgd_batch(target, loss, x, y, goal, jax.random.fold_in(key, i), eps, attack.steps)
-            # a fooling example beats any other; among the rest the higher loss wins
-            take = (fooled & ~best_fooled) | ((fooled == best_fooled) & (lo > best_loss) & ~best_fooled)
-            return (jnp.where(take[bcast], xa, best_x), best_fooled | fooled, jnp.where(take, lo, best_loss)), None
-
-        init = (x, jnp.zeros(x.shape[:1], bool), jnp.full(x.shape[:1], -jnp.inf, x.dtype))
-        (best_x, best_fooled, _), _ = jax.lax.scan(one, init, (jnp.arange(goals.shape[0]), goals))
-        return best_x, best_fooled
-
-    return jax.jit(run)
+    return run
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -224,7 +248,8 @@ class APGD(Attack):
     def run(self, target: AttackTarget | Callable[[jax.Array], jax.Array], x: jax.Array, y: jax.Array,
             key: jax.Array) -> AttackOutput:
         """Runs APGD on ``x`` ``[B, H, W, C]`` with labels ``y`` ``[B]`` (see ``Attack.run``)."""
-        x_adv, fooled = _compiled(self, as_target(target))(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.int32), key)
+        run = _compiled(self, as_target(target), host_loop_default())
+        x_adv, fooled = run(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.int32), key)
         return AttackOutput(x_adv=x_adv.astype(jnp.float32), success=fooled)
 
 

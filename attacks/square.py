@@ -18,8 +18,10 @@ budget of 10,000 queries (``floor(i * 10000 / queries)``), passes 10, 50, 200, 5
 
 Departures from the paper / original code:
 
-* the whole batch runs as one jitted ``lax.while_loop``; frozen images are still evaluated
-  (their result is discarded), and the loop stops early once every image is fooled;
+* the whole batch is searched at once, one pure step per query run by ``attacks.loop``'s rule
+  (a host loop over the compiled step on CPU, checking every 20 queries whether every image is
+  fooled; a ``lax.while_loop`` that stops as soon as they are elsewhere); frozen images are
+  still evaluated (their result is discarded);
 * a proposal that would not change the image (the square already holds the drawn signs) is
   redrawn in the original until it does; here the same distribution (uniform over the sign
   vectors that change something) is drawn in one step without a loop;
@@ -37,13 +39,14 @@ Departures from the paper / original code:
 from __future__ import annotations
 
 import dataclasses
-import math
+import functools
 from collections.abc import Callable
 from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 
+from attacks.loop import compiled_step, host_loop_default
 from attacks.specs import Attack, count, positive, register_attack
 from attacks.target import AttackOutput, AttackTarget, as_target
 
@@ -112,54 +115,88 @@ class Square(Attack):
             ``AttackOutput``: ``x_adv`` float32 ``[B, H, W, C]`` within ``eps``/255 of ``x``
             and in [0, 1]; ``success`` bool ``[B]``: its last accepted margin is negative.
         """
-        logits_fn = as_target(target).logits
-        x = jnp.asarray(x, jnp.float32)
-        y = jnp.asarray(y, jnp.int32)
-        x_adv, best = jax.jit(lambda x, y, key: self._search(logits_fn, x, y, key))(x, y, key)
+        run = _compiled(self, as_target(target), host_loop_default())
+        x_adv, best = run(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.int32), key)
         return AttackOutput(x_adv=x_adv, success=best < 0)
 
-    def _search(self, logits_fn: Callable[[jax.Array, jax.Array], jax.Array], x: jax.Array, y: jax.Array,
-                key: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """The random search; returns the best images ``[B, H, W, C]`` and their margins ``[B]``."""
-        b, h, w, c = x.shape
-        eps = jnp.float32(self.eps / 255.0)
+
+CHECK_EVERY = 20
+"""On a host loop, how often (in queries) to stop early when every image is fooled."""
+
+
+def _search_fns(attack: Square, logits_fn: Callable[[jax.Array, jax.Array], jax.Array]
+                ) -> tuple[Callable, Callable]:
+    """``init(x, y, key) -> (state, consts)`` and ``step(i, state, *consts) -> state`` of the random search.
+
+    The state is ``(x_best [B, H, W, C], best margin [B])``; iteration ``i`` makes query ``i + 1``.
+    """
+    eps = attack.eps / 255.0
+
+    def init(x: jax.Array, y: jax.Array, key: jax.Array) -> tuple[tuple, tuple]:
+        b, _, w, c = x.shape
         k_init, k_loop, k_eval = jax.random.split(key, 3)
         up, down = jnp.clip(x + eps, 0.0, 1.0), jnp.clip(x - eps, 0.0, 1.0)  # the two values a pixel takes
-
-        def query(x_: jax.Array, q: jax.Array) -> jax.Array:
-            return margin(logits_fn(x_, jax.random.fold_in(k_eval, q)), y)
-
         stripes = jax.random.bernoulli(k_init, 0.5, (b, 1, w, c))
         x_best = jnp.where(stripes, up, down)
-        best = query(x_best, 0)
+        best = margin(logits_fn(x_best, jax.random.fold_in(k_eval, 0)), y)
+        return (x_best, best), (y, up, down, k_loop, k_eval)
+
+    def step(i: jax.Array, state: tuple, y: jax.Array, up: jax.Array, down: jax.Array, k_loop: jax.Array,
+             k_eval: jax.Array) -> tuple:
+        x_best, best = state
+        b, h, w, c = x_best.shape
         rows = jnp.arange(h)[None, :, None]
         cols = jnp.arange(w)[None, None, :]
-        bit = jnp.arange(c)
+        k_pos_h, k_pos_w, k_sign, k_flip = jax.random.split(jax.random.fold_in(k_loop, i), 4)
+        s = square_side(i, attack.p_init, attack.queries, h, w)
+        top = jax.random.randint(k_pos_h, (b, 1, 1), 0, h - s + 1)
+        left = jax.random.randint(k_pos_w, (b, 1, 1), 0, w - s + 1)
+        mask = ((rows >= top) & (rows < top + s) & (cols >= left) & (cols < left + s))[..., None]  # [B,H,W,1]
+        # per channel: does the square already hold +eps (resp. -eps) everywhere?
+        holds_up = jnp.all(~mask | (x_best == up), axis=(1, 2))  # [B, C]
+        holds_down = jnp.all(~mask | (x_best == down), axis=(1, 2))
+        # if some sign vector leaves the image unchanged, draw uniformly among the others
+        stuck = jnp.all(holds_up | holds_down, axis=-1, keepdims=True)  # [B, 1]
+        flips = jax.random.randint(k_flip, (b, 1), 1, 2**c)
+        flipped = holds_up ^ (((flips >> jnp.arange(c)) & 1) == 1)
+        signs = jnp.where(stuck, flipped, jax.random.bernoulli(k_sign, 0.5, (b, c)))
+        x_new = jnp.where(mask, jnp.where(signs[:, None, None, :], up, down), x_best)
+        new = margin(logits_fn(x_new, jax.random.fold_in(k_eval, i + 1)), y)
+        accept = (best >= 0) & (new < best)
+        return jnp.where(accept[:, None, None, None], x_new, x_best), jnp.where(accept, new, best)
 
-        def step(state: tuple[jax.Array, jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array, jax.Array]:
-            i, x_best, best = state
-            k_pos_h, k_pos_w, k_sign, k_flip = jax.random.split(jax.random.fold_in(k_loop, i), 4)
-            s = square_side(i, self.p_init, self.queries, h, w)
-            top = jax.random.randint(k_pos_h, (b, 1, 1), 0, h - s + 1)
-            left = jax.random.randint(k_pos_w, (b, 1, 1), 0, w - s + 1)
-            mask = ((rows >= top) & (rows < top + s) & (cols >= left) & (cols < left + s))[..., None]  # [B,H,W,1]
-            # per channel: does the square already hold +eps (resp. -eps) everywhere?
-            holds_up = jnp.all(~mask | (x_best == up), axis=(1, 2))  # [B, C]
-            holds_down = jnp.all(~mask | (x_best == down), axis=(1, 2))
-            # if some sign vector leaves the image unchanged, draw uniformly among the others
-            stuck = jnp.all(holds_up | holds_down, axis=-1, keepdims=True)  # [B, 1]
-            flips = jax.random.randint(k_flip, (b, 1), 1, 2**c)
-            flipped = holds_up ^ (((flips >> bit) & 1) == 1)
-            signs = jnp.where(stuck, flipped, jax.random.bernoulli(k_sign, 0.5, (b, c)))
-            x_new = jnp.where(mask, jnp.where(signs[:, None, None, :], up, down), x_best)
-            new = query(x_new, i + 1)
-            accept = (best >= 0) & (new < best)
-            x_best = jnp.where(accept[:, None, None, None], x_new, x_best)
-            return i + 1, x_best, jnp.where(accept, new, best)
+    return init, step
 
-        def running(state: tuple[jax.Array, jax.Array, jax.Array]) -> jax.Array:
-            i, _, best = state
-            return (i < self.queries - 1) & jnp.any(best >= 0)
 
-        _, x_best, best = jax.lax.while_loop(running, step, (jnp.int32(0), x_best, best))
+@functools.lru_cache(maxsize=64)
+def _compiled(attack: Square, target: AttackTarget, host: bool) -> Callable:
+    """``(x, y, key) -> (x_best, best margin)`` for ``attack`` on ``target``, made once per pair.
+
+    ``host``: a host loop over the compiled step (``attacks.loop``), checking every
+    ``CHECK_EVERY`` queries whether every image is fooled; else one ``lax.while_loop`` that
+    stops as soon as they are. Frozen images never change, so stopping early changes nothing.
+    """
+    init, step = _search_fns(attack, target.logits)
+    last = attack.queries - 1
+    if host:
+        init_j, step_j = jax.jit(init), compiled_step(step)
+
+        def run(x: jax.Array, y: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+            state, consts = init_j(x, y, key)
+            for i in range(last):
+                if i % CHECK_EVERY == 0 and not bool(jnp.any(state[1] >= 0)):
+                    break
+                state = step_j(i, state, *consts)
+            return state
+
+        return run
+
+    @jax.jit
+    def run_device(x: jax.Array, y: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        state, consts = init(x, y, key)
+        _, x_best, best = jax.lax.while_loop(
+            lambda s: (s[0] < last) & jnp.any(s[2] >= 0),
+            lambda s: (s[0] + 1, *step(s[0], (s[1], s[2]), *consts)), (jnp.int32(0), *state))
         return x_best, best
+
+    return run_device

@@ -124,6 +124,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from bench.cli import _console
+    from bench.defense import build_defense
+    from bench.export import export_examples, find_plan
+    from bench.protocol import load_protocol
+    from bench.runner import Runner
+
+    console = _console()
+    protocol = load_protocol(args.protocol)
+    defense = build_defense(args.defense)
+    with _Bars(console) as bars:
+        runner = Runner(protocol, data=args.data, on_event=bars)
+        plan = find_plan(runner, args.knowledge, args.attack)
+        out = Path(args.out) if args.out else Path(f"{protocol.name}-{defense.spec}-{args.knowledge}.npz".replace(
+            "/", "_").replace(" ", ""))
+        meta = export_examples(runner, defense, args.knowledge, plan, out)
+    console.print(f"wrote {out}: {meta['knowledge']} {meta['attack']} on {meta['defense']} "
+                  f"({meta['data']['n']} images of {meta['protocol']['name']})", markup=False, soft_wrap=True)
+    return 0
+
+
 def _run_job(args: argparse.Namespace, protocol, defenses, console) -> int:
     """``run`` as one job of a split protocol: writes partial results for ``merge``."""
     from bench.cache import AdversarialCache
@@ -340,6 +361,15 @@ def add_parsers(sub, data_help: str) -> None:
     s.add_argument("--results", help=results_help)
     s.add_argument("--data", help=data_help)
     s.set_defaults(func=cmd_submit)
+
+    x = sub.add_parser("export", help="write a defense's adversarial images with their indices (.npz)")
+    x.add_argument("--protocol", default=DEFAULT_PROTOCOL)
+    x.add_argument("--defense", required=True, help="defense spec")
+    x.add_argument("--knowledge", default="adaptive", choices=["gray-box", "transfer", "adaptive"])
+    x.add_argument("--attack", help="attack spec of the protocol (default: its largest worst-case ensemble)")
+    x.add_argument("--out", help="output .npz (default: <protocol>-<defense>-<knowledge>.npz)")
+    x.add_argument("--data", help="data location (as for run)")
+    x.set_defaults(func=cmd_export)
 
     c = sub.add_parser("check", help="re-run stored results and fail if a number moved (CI regression mode)")
     c.add_argument("--protocol", default=DEFAULT_PROTOCOL)

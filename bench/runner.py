@@ -96,6 +96,34 @@ def _place(x: np.ndarray) -> jax.Array:
     return jnp.asarray(x)
 
 
+@dataclass(frozen=True)
+class Crafted:
+    """One attack's examples on a shard, before scoring.
+
+    Attributes:
+        attack: the attack.
+        positions: int ``[n]`` positions in the protocol's index set.
+        x_adv: float32 ``[n, H, W, C]``.
+        success: bool ``[n]`` on the crafting model or pipeline.
+        seconds: crafting time.
+        source: the crafting model's name, or the defense spec (adaptive).
+        eot: EOT samples per gradient.
+        first: the shard's first batch number.
+        outcome, stages: a worst-case ensemble's per-image outcome and stages (see ``bench.metrics``).
+    """
+
+    attack: Attack
+    positions: np.ndarray
+    x_adv: np.ndarray
+    success: np.ndarray
+    seconds: float
+    source: str
+    eot: int
+    first: int
+    outcome: np.ndarray | None = None
+    stages: tuple = ()
+
+
 class Runner:
     """Scores defenses under one protocol.
 
@@ -328,32 +356,36 @@ class Runner:
         return [((first + j) * per_unit + i // sub, u[i : i + sub]) for j, u in enumerate(units)
                 for i in range(0, len(u), sub)]
 
-    def _attack_records(self, level: str, plan: AttackPlan, defense: Defense, clf: DefendedClassifier, draws: int,
-                        shard: Shard) -> AttackRecords:
+    def crafted(self, level: str, plan: AttackPlan, defense: Defense, clf: DefendedClassifier, draws: int,
+                shard: Shard = Shard()) -> Crafted:
+        """The adversarial examples of one attack at one knowledge level on a shard (cached)."""
         p = self.protocol
         attack = build_attack(plan.spec)
         first, units, pos = self._units(p.positions(plan), shard)
-        stage = f"{level} {attack!r}"
         eot = (plan.eot or p.eot) if (level == "adaptive" and defense.randomized) else 1
-        outcome, stages = None, ()
         if level == "adaptive" and isinstance(attack, WorstCase):
-            source = defense.spec
             found = run_worst_case(self, attack, defense, clf, draws, eot, first, units,
                                    self.adaptive_parts(defense, eot))
-            x_adv, success, seconds = found.x_adv, found.outcome >= 0, found.seconds
-            outcome, stages = found.outcome, found.stages
+            return Crafted(attack, pos, found.x_adv, found.outcome >= 0, found.seconds, defense.spec, eot, first,
+                           found.outcome, found.stages)
+        if level == "adaptive":
+            parts = self.adaptive_parts(defense, eot)
+            batches = self.adaptive_batches(units, first, eot, len(defense.views()))
+            source = defense.spec
+            target = clf.target("identity", eot)
         else:
-            if level == "adaptive":
-                parts = self.adaptive_parts(defense, eot)
-                batches = self.adaptive_batches(units, first, eot, len(defense.views()))
-                source = defense.spec
-                target = clf.target("identity", eot)
-            else:
-                source = p.base if level == "gray-box" else p.source
-                parts = {"knowledge": level, "model": source, "model_sha256": self.model(source).card["weights_sha256"]}
-                target = AttackTarget.of_model(self._logits(source))
-                batches = [(first + j, u) for j, u in enumerate(units)]
-            x_adv, success, seconds = self.craft(stage, attack, batches, lambda b: target, parts)
+            source = p.base if level == "gray-box" else p.source
+            parts = {"knowledge": level, "model": source, "model_sha256": self.model(source).card["weights_sha256"]}
+            target = AttackTarget.of_model(self._logits(source))
+            batches = [(first + j, u) for j, u in enumerate(units)]
+        x_adv, success, seconds = self.craft(f"{level} {attack!r}", attack, batches, lambda b: target, parts)
+        return Crafted(attack, pos, x_adv, success, seconds, source, eot, first)
+
+    def _attack_records(self, level: str, plan: AttackPlan, defense: Defense, clf: DefendedClassifier, draws: int,
+                        shard: Shard) -> AttackRecords:
+        p = self.protocol
+        c = self.crafted(level, plan, defense, clf, draws, shard)
+        attack, pos, x_adv, success = c.attack, c.positions, c.x_adv, c.success
         x, y = self.x[pos], self.y[pos]
         dim = int(np.prod(x.shape[1:]))
         delta = (x_adv - x).reshape(len(pos), dim).astype(np.float64)
@@ -363,12 +395,12 @@ class Runner:
             thr = p.l2_threshold
             counted = success & (l2 <= thr)
             x_adv = np.where(counted[:, None, None, None], x_adv, x)
-        correct = self.correct(clf.predict_draws, x_adv, y, draws, f"{level}|{attack!r}", first)
+        correct = self.correct(clf.predict_draws, x_adv, y, draws, f"{level}|{attack!r}", c.first)
         fooled = None
         if level != "adaptive":
             fooled = self.base_clean()[pos] & ~self.base_correct(p.base, x_adv, y)
         info = {"knowledge": level, "attack": repr(attack), "name": attack.spec_name, "norm": attack.norm,
-                "eps": None if attack.minimum_norm else float(attack.eps), "source": source, "eot": eot,
+                "eps": None if attack.minimum_norm else float(attack.eps), "source": c.source, "eot": c.eot,
                 "l2_threshold": thr}
         return AttackRecords(info, dim, pos, success, l2, np.abs(delta).max(axis=1, initial=0.0), correct, fooled,
-                             seconds, outcome, stages)
+                             c.seconds, c.outcome, c.stages)

@@ -19,13 +19,30 @@ def _runner(plans):
     return Runner(dataclasses.replace(load_protocol("tiny"), attacks=plans))
 
 
-def test_worst_case_is_per_image_and_at_least_the_standalone_attack(world: dict[str, Path]) -> None:
-    from bench import build_defense
+def test_worst_case_is_per_image_and_at_least_the_standalone_attack(world: dict[str, Path], tmp_path: Path) -> None:
+    import jax
+
+    from bench import build_defense, load_model
+    from bench.defense import DefendedClassifier
+    from bench.export import export_examples, find_plan, load_examples
     from bench.metrics import attack_metrics, parse_outcomes
     from bench.protocol import AttackPlan
 
     runner = _runner((AttackPlan("pgd(eps=3, steps=3)", ("adaptive",)), AttackPlan(ENSEMBLE, ("adaptive",))))
-    alone, worst = runner.records(build_defense("jpeg(quality=50)")).attacks
+    defense = build_defense("jpeg(quality=50)")
+    alone, worst = runner.records(defense).attacks
+    # an outsider re-scores the exported examples (from the cache) and finds the same survivors
+    plan = find_plan(runner, "adaptive", None)
+    assert plan.spec == ENSEMBLE
+    meta = export_examples(runner, defense, "adaptive", plan, tmp_path / "ex.npz")
+    ex = load_examples(tmp_path / "ex.npz")
+    assert meta["attack"] == worst.info["attack"] and np.array_equal(ex["outcome"], worst.outcome)
+    clf = DefendedClassifier(defense, {"resnet20": load_model("resnet20").logits_fn()})
+    pred = np.asarray(clf.predict(ex["x_adv"], jax.random.key(0)))
+    assert np.array_equal(pred == ex["labels"], worst.correct[0])
+    assert np.array_equal(ex["indices"], runner.indices[ex["positions"]])
+    with pytest.raises(ValueError, match="has no adaptive attack"):
+        find_plan(runner, "adaptive", "square(eps=3)")
     # per image, the worst case is at least as strong as the attack it starts with (deterministic: R = 1)
     assert not np.any(worst.correct[0] & ~alone.correct[0])
     # the outcome says exactly which images survived: "." <=> still right under the final score

@@ -142,3 +142,14 @@ def test_repr_round_trip() -> None:
     for spec in ["apgd_ce(eps=8)", "apgd_dlr(eps=4, steps=50)", "apgd_t(eps=8, n_targets=3)",
                  "apgd_ce(eps=8, restarts=2)"]:
         assert repr(build_attack(spec)) == spec and build_attack(repr(build_attack(spec))) == build_attack(spec)
+
+
+def test_host_loop_equals_the_compiled_loop(case) -> None:
+    # attacks.loop: on CPU the steps run from the host; the numbers must be those of one fori_loop
+    _, f, x, y = case
+    attack = build_attack("apgd_t(eps=1, steps=6, n_targets=2)")
+    target = AttackTarget.of_model(f)
+    host = _compiled(attack, target, True)(jnp.asarray(x), jnp.asarray(y), jax.random.key(2))
+    device = _compiled(attack, target, False)(jnp.asarray(x), jnp.asarray(y), jax.random.key(2))
+    np.testing.assert_allclose(np.asarray(host[0]), np.asarray(device[0]), atol=1e-6)
+    assert np.array_equal(np.asarray(host[1]), np.asarray(device[1]))

@@ -122,3 +122,16 @@ def test_bad_specs(spec: str) -> None:
 def test_repr_round_trip() -> None:
     for spec in ["square(eps=8)", "square(eps=4, queries=5000, p_init=0.3)"]:
         assert repr(build_attack(spec)) == spec and build_attack(repr(build_attack(spec))) == build_attack(spec)
+
+
+def test_host_loop_equals_the_compiled_loop(batch) -> None:
+    # attacks.loop: on CPU the queries run from the host; the search must be the same
+    from attacks.square import _compiled
+
+    x, y = batch
+    attack = build_attack(f"square(eps={EPS}, queries=60)")
+    target = AttackTarget.of_model(linear_model())
+    host = _compiled(attack, target, True)(x, y, jax.random.key(4))
+    device = _compiled(attack, target, False)(x, y, jax.random.key(4))
+    assert np.array_equal(np.asarray(host[0]), np.asarray(device[0]))
+    np.testing.assert_allclose(np.asarray(host[1]), np.asarray(device[1]), rtol=1e-6)
