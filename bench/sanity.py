@@ -25,8 +25,9 @@ would have missed, or, for ``check``, that the headline may still be too high:
 * ``surrogate``: stages through a non-default surrogate gradient (JPEG's differentiable
   ``cubic``, a filter's ``own`` gradient, ...) broke images that the default (identity BPDA)
   stages of the ensemble left robust: an identity-only evaluation overstates robustness.
-* ``check``: the convergence check (twice the steps and, for randomized defenses, twice the EOT
-  samples) still broke images: the ensemble had not converged.
+* ``check``: the convergence check (the protocol's stronger attack run last, e.g. twice the steps,
+  with twice the EOT samples for randomized defenses) still broke images: the ensemble had not
+  converged.
 
 Each fires when its stages broke more than ``max(IMAGE_MARGIN_MIN, IMAGE_MARGIN * n)`` of the
 entry's n images (more than 2 images, and more than 0.5% of them).
@@ -58,8 +59,9 @@ EXPLANATIONS = {
     "surrogate": "attacks through a non-default surrogate gradient broke more than 0.5% of the images (and more "
                  "than 2) that the identity-BPDA attacks left robust (an identity-only evaluation overstates "
                  "robustness)",
-    "check": "the convergence check (2x steps, 2x EOT samples) still broke more than 0.5% of the images (and "
-             "more than 2) that the ensemble left robust (not converged: the worst case may still be too high)",
+    "check": "the convergence check (a stronger attack run last, 2x EOT samples for randomized defenses) still "
+             "broke more than 0.5% of the images (and more than 2) that the ensemble left robust (not converged: "
+             "the worst case may still be too high)",
 }
 
 

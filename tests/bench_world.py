@@ -44,7 +44,7 @@ knowledge = ["gray-box"]
 n = 20
 
 [[attack]]
-spec = "worst_case(attacks=('pgd(eps=8, steps=5)', 'apgd_ce(eps=8, steps=5)', 'square(eps=8, queries=20)'), check='apgd_t(eps=8, steps=5, n_targets=2)')"
+spec = "worst_case(attacks=('pgd(eps=8, steps=5)', 'apgd_ce(eps=8, steps=3)', 'square(eps=8, queries=10)'), check='apgd_ce(eps=8, steps=3)')"
 knowledge = ["adaptive"]
 """
 

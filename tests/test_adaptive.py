@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# the check repeats a stage's spec so that it compiles nothing new (a deterministic defense's check
+# has the stage's EOT count too): the suite stays fast; cifar10-standard-v2's check doubles the steps
 ENSEMBLE = ("worst_case(attacks=('pgd(eps=3, steps=3)', 'apgd_ce(eps=3, steps=4)', 'square(eps=3, queries=30)'), "
-            "check='apgd_dlr(eps=3, steps=6)')")
+            "check='apgd_ce(eps=3, steps=4)')")
 
 
 def _runner(plans):
@@ -29,7 +31,7 @@ def test_worst_case_is_per_image_and_at_least_the_standalone_attack(world: dict[
     from bench.protocol import AttackPlan
 
     runner = _runner((AttackPlan("pgd(eps=3, steps=3)", ("adaptive",)), AttackPlan(ENSEMBLE, ("adaptive",))))
-    defense = build_defense("jpeg(quality=50)")
+    defense = build_defense("median(size=3)")
     alone, worst = runner.records(defense).attacks
     # an outsider re-scores the exported examples (from the cache) and finds the same survivors
     plan = find_plan(runner, "adaptive", None)
@@ -48,8 +50,8 @@ def test_worst_case_is_per_image_and_at_least_the_standalone_attack(world: dict[
     # the outcome says exactly which images survived: "." <=> still right under the final score
     assert np.array_equal(worst.outcome < 0, worst.correct[0])
     stages = worst.stages
-    assert [s.surrogate for s in stages] == ["identity", "cubic", "ste"] * 2 + [None] + ["identity", "cubic", "ste"]
-    assert [s.check for s in stages] == [False] * 7 + [True] * 3
+    assert [s.surrogate for s in stages] == ["identity", "own"] * 2 + [None] + ["identity", "own"]
+    assert [s.check for s in stages] == [False] * 5 + [True] * 2
     assert stages[0].ran == 40  # the first stage crafts every image, like the standalone attack
     assert all(b.ran <= a.ran or a.ran == 40 for a, b in zip(stages, stages[1:]))  # survivors only shrink
     m = attack_metrics(worst)
@@ -73,6 +75,7 @@ def test_first_stage_shares_the_cache_with_the_standalone_attack(world: dict[str
     assert calls.count("pgd(eps=3, steps=3)") == 2  # 40 images in 2 batches, whatever survives
 
 
+@pytest.mark.slow  # 2.5 min: EOT through three surrogates
 def test_randomized_worst_case_selects_under_fresh_draws(world: dict[str, Path]) -> None:
     from bench import build_defense
     from bench.protocol import AttackPlan
@@ -82,6 +85,6 @@ def test_randomized_worst_case_selects_under_fresh_draws(world: dict[str, Path])
     (worst,) = part.attacks
     assert worst.correct.shape == (2, 20) and worst.info["eot"] == 2
     # an image broken in every selection draw is never "survived"; survivors may still be wrong in a draw
-    assert worst.outcome.shape == (20,) and set(np.unique(worst.outcome)) <= set(range(-1, 11))
+    assert worst.outcome.shape == (20,) and set(np.unique(worst.outcome)) <= set(range(-1, 10))
     again = runner.records(build_defense("slq()")).attacks[0]  # same seed, same everything (cache or not)
     assert np.array_equal(again.outcome, worst.outcome) and np.array_equal(again.correct, worst.correct)

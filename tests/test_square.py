@@ -11,14 +11,9 @@ from attacks import build_attack
 from attacks.square import Square, halving_starts
 from attacks.target import AttackTarget
 from bench.registry import SpecError
+from test_attacks import linear_model
 
 EPS = 8  # /255
-
-
-def linear_model(seed: int = 0):
-    """A fixed 10-class linear classifier on 8x8x3 images (as in tests/test_attacks.py)."""
-    w = jax.random.normal(jax.random.key(seed), (8 * 8 * 3, 10)) * 0.5
-    return lambda x: x.reshape(x.shape[0], -1) @ w
 
 
 @pytest.fixture(scope="module")
