@@ -228,7 +228,6 @@ class DefendedClassifier:
         def scores(x: Images, key: jax.Array) -> jax.Array:
             return combine(view_logits(x, key, None), defense.vote)
 
-        self._view_logits = view_logits
         self._scores = scores
         self._targets: dict[tuple[str, int], AttackTarget] = {}
 
