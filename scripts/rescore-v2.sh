@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Re-scores cifar10-standard-v2 one defense at a time, as job partials under leaderboards/partials
+# (resumable: finished defenses are skipped, the adversarial cache keeps finished batches).
+#   scripts/rescore-v2.sh adaptive     # the adaptive level (per defense)
+#   scripts/rescore-v2.sh gray-box     # then the shared levels, once the adaptive ones are in
+#   scripts/rescore-v2.sh transfer
+#   shieldbench merge --protocol cifar10-standard-v2 --partials leaderboards/partials
+# Run it in the background at low priority: nohup nice -n 19 scripts/rescore-v2.sh adaptive > v2.log 2>&1 &
+set -u
+cd "$(dirname "$0")/.."
+level=${1:-adaptive}
+py=${PYTHON:-.venv/bin/python}
+mapfile -t defenses < <("$py" -c "import bench; print('\n'.join(bench.load_protocol('cifar10-standard-v2').defenses))")
+# highest v1 adaptive numbers first: they are the rows v2 is most likely to change
+order=("jpeg(quality=10)" "median(size=5)" "fd(s1=90, s2=60)" "jpeg(quality=20)" "tvd(weight=0.1)" "jpeg(quality=30)"
+       "tvd(weight=0.05)" "median(size=3)" "fd()" "fd(passes=2)" "jpeg(quality=75)" "jpeg(quality=50)" "tvm()"
+       "quilting()" "slq()" "shield()")
+for d in "${defenses[@]}"; do [[ " ${order[*]} " == *" $d "* ]] || order+=("$d"); done
+for d in "${order[@]}"; do
+  done_file=$("$py" -c "import sys; from bench.jobs import Selection; from bench.results import result_filename
+print(f'leaderboards/partials/cifar10-standard-v2/{result_filename(sys.argv[1])[:-5]}/shard-1-of-1-'
+      f'{Selection((), (sys.argv[2],)).tag}.json')" "$d" "$level")
+  if [ -f "$done_file" ]; then echo "=== skip $d (partial present: $done_file)"; continue; fi
+  echo "=== $(date -u +%FT%TZ) start $d ($level)"
+  /usr/bin/time -f "=== %e s wall, %U s user: $d" "$py" -m bench run --protocol cifar10-standard-v2 --defense "$d" \
+    --knowledge "$level" --partials leaderboards/partials
+done
