@@ -27,7 +27,9 @@ drawn from ``key``, and a fresh key is used at every iteration. An iteration is 
 function; ``attacks.loop`` runs the steps as one ``lax.fori_loop`` on accelerators and, on CPU,
 as a host loop over the one compiled step (XLA:CPU runs convolutions ~4x slower inside a while
 loop; measured figures there). Either way the model is traced once per (attack, target) and
-compiled once per batch shape.
+compiled once per batch shape; the budget and the step schedule are arguments of the
+compiled step, so the ensemble's APGD-CE at 8/255, at 4/255 and its 2x-steps check share one
+compile per surrogate.
 
 Departures: for a randomized target the loss is that of the EOT-averaged logits (AutoAttack
 averages gradients over ``eot_iter`` calls); a restart runs on every image (a jitted batch
@@ -53,10 +55,14 @@ ALPHA = 0.75
 RHO = 0.75
 
 
+SHARED_STEPS = 256
+"""Runs of up to this many steps share one compiled step (their checkpoint masks are padded to it)."""
+
+
 def checkpoints(steps: int) -> np.ndarray:
-    """Bool ``[steps]``: whether iteration ``i`` (1-based after the first step) ends an interval."""
+    """Bool ``[max(steps, SHARED_STEPS) + 1]``: whether evaluation ``j`` ends an interval (False past ``steps``)."""
     first, shrink, least = max(int(0.22 * steps), 1), max(int(0.03 * steps), 1), max(int(0.06 * steps), 1)
-    out, at, length = np.zeros(steps + 1, bool), 0, first
+    out, at, length = np.zeros(max(steps, SHARED_STEPS) + 1, bool), 0, first
     while at + length <= steps:
         at += length
         out[at] = True
@@ -94,22 +100,28 @@ def _project(z: jax.Array, x: jax.Array, eps: float) -> jax.Array:
     return jnp.clip(jnp.clip(z, x - eps, x + eps), 0.0, 1.0)
 
 
-def _run_fns(target: AttackTarget, loss: Callable[..., jax.Array], eps: float, steps: int
-             ) -> tuple[Callable, Callable, Callable]:
-    """``init(x, key) -> state``, ``step(j, state, x, y, t) -> state`` and ``finish(state)`` of one APGD run.
+@functools.lru_cache(maxsize=64)
+def _run_fns(target: AttackTarget, loss: Callable[..., jax.Array]) -> tuple[Callable, Callable, Callable]:
+    """``init(x, key, eps) -> state``, ``step(j, state, x, y, t, eps, ckpt) -> state`` and ``finish(state)``.
 
     Evaluation ``j`` (``steps + 1`` of them) evaluates the random start (``j = 0``), then a plain
     step (``j = 1``), then momentum steps; the model's forward and backward pass is in ``step``.
+    The budget ``eps`` (a float32 scalar on [0, 1]) and the checkpoint mask ``ckpt``
+    (``checkpoints(steps)``) are arguments, not constants, and the functions are made once per
+    (target, loss): every APGD run on a target with one loss shares one compiled step, whatever
+    its budget and (up to ``SHARED_STEPS``) its step count. The arithmetic is the same float32
+    either way, so the examples are bit-identical to a step compiled per budget (tested).
     """
-    ckpt = checkpoints(steps)
 
     def bc(a: jax.Array) -> jax.Array:
         return a[:, None, None, None]
 
-    def init(x: jax.Array, key: jax.Array) -> dict:
+    def init(x: jax.Array, key: jax.Array, eps: jax.Array) -> dict:
         k_start, k_loop = jax.random.split(key)
         r = jax.random.uniform(k_start, x.shape, x.dtype, -1.0, 1.0)
-        x0 = _project(x + eps * r / jnp.max(jnp.abs(r), axis=(1, 2, 3), keepdims=True), x, eps)
+        # eps * r / max|r|, in the order XLA:CPU evaluates it when eps is a compile-time constant
+        # (as in the first version, whose cached examples this keeps bit-identical)
+        x0 = _project(x + r * (eps * (1.0 / jnp.max(jnp.abs(r), axis=(1, 2, 3), keepdims=True))), x, eps)
         b = x.shape[:1]
         return dict(x=x0, x_prev=x0, g=jnp.zeros_like(x), loss=jnp.zeros(b, x.dtype),
                     step=jnp.full(b, 2.0 * eps, x.dtype), x_best=x0, g_best=jnp.zeros_like(x),
@@ -117,7 +129,8 @@ def _run_fns(target: AttackTarget, loss: Callable[..., jax.Array], eps: float, s
                     ups=jnp.zeros(b, jnp.int32), since=jnp.int32(0), step_ckpt=jnp.full(b, 2.0 * eps, x.dtype),
                     best_ckpt=jnp.full(b, -jnp.inf, x.dtype), key=k_loop)
 
-    def step(j: jax.Array, s: dict, x: jax.Array, y: jax.Array, t: jax.Array) -> dict:
+    def step(j: jax.Array, s: dict, x: jax.Array, y: jax.Array, t: jax.Array, eps: jax.Array,
+             ckpt: jax.Array) -> dict:
         def total(v: jax.Array) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
             logits = target.logits(v, jax.random.fold_in(s["key"], j))
             per = loss(logits, y, t)
@@ -134,7 +147,7 @@ def _run_fns(target: AttackTarget, loss: Callable[..., jax.Array], eps: float, s
         moved = j >= 1
         ups = s["ups"] + (moved & (l_new > s["loss"])).astype(jnp.int32)
         since = s["since"] + moved.astype(jnp.int32)
-        at_ckpt = jnp.asarray(ckpt)[j]
+        at_ckpt = ckpt[j]
         reduce = at_ckpt & ((ups < RHO * since) | ((s["step_ckpt"] == s["step"]) & (s["best_ckpt"] >= best)))
         size = jnp.where(reduce, s["step"] / 2.0, s["step"])
         return dict(
@@ -169,8 +182,17 @@ def apgd_batch(target: AttackTarget, loss: Callable[..., jax.Array], x: jax.Arra
     Returns:
         ``(x_adv [B, H, W, C], fooled [B] bool, best loss [B])``.
     """
-    init, step, finish = _run_fns(target, loss, eps, steps)
-    return finish(fori(step, 0, steps + 1, init(x, key), x, y, t, host=host))
+    init, step, finish = _run_fns(target, loss)
+    e, ckpt = jnp.float32(eps), jnp.asarray(checkpoints(steps))
+    return finish(fori(step, 0, steps + 1, init(x, key, e), x, y, t, e, ckpt, host=host))
+
+
+@functools.lru_cache(maxsize=64)
+def _jitted_run_fns(target: AttackTarget, loss: Callable[..., jax.Array]) -> tuple[Callable, Callable, Callable]:
+    """``_run_fns`` with ``init`` and ``finish`` jitted, once per (target, loss); ``step`` is
+    jitted by ``attacks.loop`` (once per step function)."""
+    init, step, finish = _run_fns(target, loss)
+    return jax.jit(init), step, jax.jit(finish)
 
 
 @functools.lru_cache(maxsize=64)
@@ -180,15 +202,16 @@ def _compiled(attack: APGD, target: AttackTarget, host: bool) -> Callable:
     Made once per (attack, target, loop kind); each run's loop compiles once per batch shape
     (``attacks.loop``: a host loop over one compiled step on CPU, one ``fori_loop`` elsewhere).
     """
-    eps, loss = attack.eps / 255.0, LOSSES["dlr_targeted" if attack.targeted else attack.loss]
-    init, step, finish = _run_fns(target, loss, eps, attack.steps)
+    loss = LOSSES["dlr_targeted" if attack.targeted else attack.loss]
+    eps, ckpt, n = jnp.float32(attack.eps / 255.0), jnp.asarray(checkpoints(attack.steps)), attack.steps + 1
     if host:
-        init, finish = jax.jit(init), jax.jit(finish)
+        init, step, finish = _jitted_run_fns(target, loss)
 
         def one(x: jax.Array, y: jax.Array, t: jax.Array, key: jax.Array) -> tuple[jax.Array, ...]:
-            return finish(fori(step, 0, attack.steps + 1, init(x, key), x, y, t, host=True))
+            return finish(fori(step, 0, n, init(x, key, eps), x, y, t, eps, ckpt, host=True))
     else:
-        one = jax.jit(lambda x, y, t, key: finish(fori(step, 0, attack.steps + 1, init(x, key), x, y, t, host=False)))
+        init, step, finish = _run_fns(target, loss)
+        one = jax.jit(lambda x, y, t, key: finish(fori(step, 0, n, init(x, key, eps), x, y, t, eps, ckpt, host=False)))
 
     @jax.jit
     def goals(x: jax.Array, y: jax.Array, key: jax.Array) -> jax.Array:

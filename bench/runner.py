@@ -194,8 +194,8 @@ class Runner:
         return self.correct(lambda xb, keys: jnp.argmax(fn(xb), -1)[None], x, y, 1, f"bare|{name}")[0]
 
     def craft(self, stage: str, attack: Attack, batches: list[tuple[int, np.ndarray]],
-              target_for_batch: Callable[[int], AttackTarget], key_parts: dict[str, Any], pad_to: int | None = None
-              ) -> tuple[np.ndarray, np.ndarray, float]:
+              target_for_batch: Callable[[int], AttackTarget], key_parts: dict[str, Any],
+              pad_to: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray, float]:
         """Crafts (or reads from the cache) adversarial examples, one attack call per batch.
 
         Args:
@@ -203,8 +203,9 @@ class Runner:
                 the cache entry, so a batch gives the same examples whichever job crafts it.
             target_for_batch: batch number -> the target the attack crafts against.
             key_parts: what the examples depend on besides the batch (cache key).
-            pad_to: pad shorter batches to this many images (repeating the first) so that a
-                compiled attack sees one batch shape; the padding is dropped.
+            pad_to: batch sizes to pad to: a batch is padded (repeating its first image) to the
+                smallest of these that holds it, so that a compiled attack sees few batch
+                shapes; the padding is dropped. The size padded to is part of the cache key.
 
         Returns:
             ``(x_adv [N, H, W, C], success [N], seconds)``; seconds include cached batches'
@@ -219,10 +220,13 @@ class Runner:
                    "versions": self.versions, "attack_code": self.attack_code(attack),
                    "data": [self.data_info["dataset"], self.data_info["split"], self.data_info["source_sha256"]],
                    "indices_sha256": _sha(self.indices[sel].astype(np.int64)), "batch": b}
+            size = min((p for p in pad_to if p >= len(sel)), default=len(sel))
+            if pad_to:
+                key["padded_to"] = size
             entry = self.cache.get(key, len(sel))
             if entry is None:
                 t0 = time.perf_counter()
-                run = np.concatenate([sel, np.repeat(sel[:1], max(0, (pad_to or 0) - len(sel)))])
+                run = np.concatenate([sel, np.repeat(sel[:1], size - len(sel))])
                 out = attack.run(target_for_batch(b), _place(self.x[run]), jnp.asarray(self.y[run]),
                                  jax.random.fold_in(akey, b))
                 x_adv = np.asarray(out.x_adv, np.float32)[: len(sel)]

@@ -13,15 +13,22 @@ elementwise ``min``/``max`` on whole images, which XLA fuses into one loop. Sort
 stacked views with ``jnp.sort`` was 60-100x slower. Deterministic.
 
 Surrogates offered to the attacker: ``"identity"`` (default, BPDA's straight-through
-gradient) and ``"own"``: the filter's own gradient, which a selection network of ``min``
-and ``max`` has almost everywhere (it routes the gradient to the median pixel of each
-window).
+gradient) and ``"own"``: the filter's own gradient, defined almost everywhere: each output
+pixel's cotangent goes to the input pixel that is its window's median. It is written as a
+custom VJP (``median_filter``) rather than differentiated through the network: the network's
+backward pass is 153 masked selects per pixel for 5x5 and made an APGD step through
+``median(size=5)`` about 7x dearer than one through the identity; the custom VJP is 25
+masked shifts. Where several window pixels equal the median (ties, common in 8-bit images)
+the cotangent is split evenly between them, a subgradient like any other; autodiff through
+the network splits it unevenly (``min``/``max`` give half to each tied operand at every
+compare-exchange).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -72,6 +79,46 @@ def select_median(values: list[jax.Array]) -> jax.Array:
     return v[len(values) // 2]
 
 
+def median_views(x: Images, size: int) -> tuple[list[jax.Array], Callable[[jax.Array], jax.Array]]:
+    """The ``size**2`` shifted views of ``x`` (reflect-padded) and the padding's transpose."""
+    r = size // 2
+    _, h, w, _ = x.shape
+    padded, unpad = jax.vjp(lambda z: jnp.pad(z, ((0, 0), (r, r), (r, r), (0, 0)), mode="symmetric"), x)
+    views = [padded[:, i : i + h, j : j + w, :] for i in range(size) for j in range(size)]
+    return views, lambda g: unpad(g)[0]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def median_filter(x: Images, size: int) -> Images:
+    """Per-channel ``size`` x ``size`` median of ``x`` ``[B, H, W, C]``, reflect borders.
+
+    Its VJP routes each output pixel's cotangent to the window pixels equal to the median,
+    split evenly between them (see the module docstring).
+    """
+    return select_median(median_views(x, size)[0])
+
+
+def _median_fwd(x: Images, size: int) -> tuple[Images, tuple[Images, Images]]:
+    out = median_filter(x, size)
+    return out, (x, out)
+
+
+def _median_bwd(size: int, res: tuple[Images, Images], g: Images) -> tuple[Images]:
+    x, out = res
+    views, unpad = median_views(x, size)
+    hits = [v == out for v in views]
+    share = g / sum(h.astype(g.dtype) for h in hits)  # at least one view equals the median
+    r, (_, h, w, _) = size // 2, x.shape
+    grad = jnp.zeros((x.shape[0], h + 2 * r, w + 2 * r, x.shape[3]), g.dtype)
+    for n, hit in enumerate(hits):
+        i, j = divmod(n, size)
+        grad = grad.at[:, i : i + h, j : j + w, :].add(jnp.where(hit, share, 0.0))
+    return (unpad(grad),)
+
+
+median_filter.defvjp(_median_fwd, _median_bwd)
+
+
 @register_transform("median")
 @dataclasses.dataclass(frozen=True, repr=False)
 class Median(Transform):
@@ -94,7 +141,4 @@ class Median(Transform):
 
     def __call__(self, x: Images, key: jax.Array) -> Images:
         del key
-        k, r = self.size, self.size // 2
-        _, h, w, _ = x.shape
-        padded = jnp.pad(x, ((0, 0), (r, r), (r, r), (0, 0)), mode="symmetric")
-        return select_median([padded[:, i : i + h, j : j + w, :] for i in range(k) for j in range(k)])
+        return median_filter(x, self.size)

@@ -88,3 +88,30 @@ def test_randomized_worst_case_selects_under_fresh_draws(world: dict[str, Path])
     assert worst.outcome.shape == (20,) and set(np.unique(worst.outcome)) <= set(range(-1, 10))
     again = runner.records(build_defense("slq()")).attacks[0]  # same seed, same everything (cache or not)
     assert np.array_equal(again.outcome, worst.outcome) and np.array_equal(again.correct, worst.correct)
+
+
+def test_later_stages_pad_survivors_to_the_smallest_size_that_holds_them(world: dict[str, Path],
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from attacks import build_attack
+    from attacks.apgd import APGD
+    from attacks.target import AttackOutput
+    from bench.adaptive import pad_sizes
+
+    assert pad_sizes(32) == (8, 16, 32) and pad_sizes(20) == (5, 10, 20) and pad_sizes(2) == (1, 2)
+    seen = []
+
+    def fake_run(self, target, x, y, key):
+        seen.append(len(x))
+        return AttackOutput(x_adv=x + 0.0, success=np.zeros(len(x), bool))
+
+    monkeypatch.setattr(APGD, "run", fake_run)
+    runner = _runner(())
+    attack = build_attack("apgd_ce(eps=3, steps=2)")
+    batches = [(i, np.arange(n)) for i, n in enumerate([3, 7, 12, 20])]
+    x_adv, _, _ = runner.craft("test", attack, batches, lambda b: None, {"case": "padding"}, pad_to=(5, 10, 20))
+    assert seen == [5, 10, 20, 20]  # the padding is dropped again
+    assert np.array_equal(x_adv, np.concatenate([runner.x[np.arange(n)] for n in [3, 7, 12, 20]]))
+    runner.craft("test", attack, batches, lambda b: None, {"case": "padding"}, pad_to=(5, 10, 20))
+    assert len(seen) == 4  # cached
+    runner.craft("test", attack, batches[:1], lambda b: None, {"case": "padding"}, pad_to=(20,))
+    assert seen[4:] == [20]  # the padded size is part of the cache key: another padding is crafted anew

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from attacks import build_attack
-from attacks.apgd import _compiled, apgd_batch, ce_loss, checkpoints, dlr_loss, dlr_targeted_loss
+from attacks.apgd import _compiled, _run_fns, apgd_batch, ce_loss, checkpoints, dlr_loss, dlr_targeted_loss
+from attacks.loop import compiled_step
 from attacks.target import AttackTarget
 from bench.registry import SpecError
 
@@ -153,3 +154,25 @@ def test_host_loop_equals_the_compiled_loop(case) -> None:
     device = _compiled(attack, target, False)(jnp.asarray(x), jnp.asarray(y), jax.random.key(2))
     np.testing.assert_allclose(np.asarray(host[0]), np.asarray(device[0]), atol=1e-6)
     assert np.array_equal(np.asarray(host[1]), np.asarray(device[1]))
+
+
+def test_budgets_share_one_compiled_step_with_the_numbers_of_a_constant_budget(case) -> None:
+    # eps and the checkpoint schedule are arguments of the step: APGD-CE at two budgets and step
+    # counts compiles one step, and its examples are bit-identical to those of a step compiled
+    # with the budget as a constant (how the first version ran; its cached examples stay valid)
+    _, f, x, y = case
+    target, key = AttackTarget.of_model(f), jax.random.key(7)
+    x, y = jnp.asarray(x), jnp.asarray(y)
+    init, step, finish = _run_fns(target, ce_loss)
+    for eps, steps in [(1, 5), (3, 9)]:
+        e, ckpt = eps / 255.0, checkpoints(steps)
+        const_init = jax.jit(lambda z, k, e=e: init(z, k, e))  # a Python float: folded by XLA
+        const_step = jax.jit(lambda j, s, z, t, u, e=e, ckpt=ckpt: step(j, s, z, t, u, e, jnp.asarray(ckpt)))
+        s = const_init(x, jax.random.fold_in(key, 0))  # the first (only) restart's key
+        for j in range(steps + 1):
+            s = const_step(j, s, x, y, y)
+        want = finish(s)
+        got = build_attack(f"apgd_ce(eps={eps}, steps={steps})").run(target, x, y, key)
+        assert np.array_equal(np.asarray(got.x_adv), np.asarray(want[0]))
+        assert np.array_equal(np.asarray(got.success), np.asarray(want[1]))
+    assert compiled_step(step)._cache_size() == 1  # one compile for both budgets

@@ -9,6 +9,7 @@ import pytest
 
 from bench.registry import SpecError
 from bench.transform import bpda, build_transform
+from defenses.median import median_filter, median_views, select_median
 
 KEY = jax.random.key(0)
 
@@ -155,6 +156,27 @@ def test_median_own_gradient_routes_to_the_median_pixels() -> None:
     # every output pixel is one input pixel: the gradient counts how often each pixel is a median
     assert np.isfinite(g).all() and g.sum() == pytest.approx(x.size)
     assert np.array_equal(g, np.round(g)) and (g >= 0).all()
+
+
+@pytest.mark.parametrize("size", [3, 5])
+def test_median_custom_vjp_equals_the_networks_gradient_without_ties(size: int) -> None:
+    x = noise((2, 9, 9, 3), seed=size)
+    w = jax.random.normal(jax.random.key(size), x.shape)
+    network = lambda z: select_median(median_views(z, size)[0])  # noqa: E731 (autodiff through min/max)
+    g_net = jax.grad(lambda z: jnp.sum(w * network(z)))(x)
+    g_own = jax.grad(lambda z: jnp.sum(w * median_filter(z, size)))(x)
+    assert np.array_equal(network(x), median_filter(x, size))
+    np.testing.assert_allclose(g_own, g_net, atol=1e-5)
+
+
+def test_median_custom_vjp_splits_ties_evenly() -> None:
+    x = jnp.zeros((1, 3, 3, 1)).at[0, 1, 1, 0].set(1.0)  # the centre's 3x3 window: eight 0s and one 1
+    g = jax.grad(lambda z: median_filter(z, 3)[0, 1, 1, 0])(x)
+    # the median 0 is held by the eight other pixels: 1/8 each, nothing to the centre
+    np.testing.assert_allclose(np.asarray(g)[0, :, :, 0], np.where(np.eye(3)[1][:, None] * np.eye(3)[1], 0.0, 0.125))
+    # an image of ties: the cotangents still sum to one per output pixel
+    q = jnp.round(noise((1, 8, 8, 3)) * 3) / 3
+    assert float(jax.grad(lambda z: jnp.sum(median_filter(z, 5)))(q).sum()) == pytest.approx(q.size, rel=1e-5)
 
 
 @pytest.mark.parametrize("bits", [1, 3, 5])
