@@ -186,15 +186,36 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    from bench.jobs import job_commands
+    from bench.jobs import job_argvs, job_commands, partials_dir
     from bench.protocol import load_protocol
 
     protocol = load_protocol(args.protocol)
     if args.shards < 1:
         raise ValueError(f"--shards must be at least 1, got {args.shards}")
-    for line in job_commands(protocol, args.defense or list(protocol.defenses), args.shards, args.split_attacks,
-                             args.partials):
-        print(line)
+    specs = args.defense or list(protocol.defenses)
+    if not args.slurm:
+        for line in job_commands(protocol, specs, args.shards, args.split_attacks, args.partials):
+            print(line)
+        return 0
+    from bench.cli import _console
+    from bench.slurm import SlurmOptions, write_slurm
+
+    options = SlurmOptions(args.max_parallel, args.cpus_per_task, args.mem, args.time, args.partition, args.gres,
+                           f"shieldbench-{protocol.name}")
+    partials = str(partials_dir(args.partials).resolve())
+    merge = ["shieldbench", "merge", "--protocol", protocol.name, "--partials", partials]
+    for spec in args.defense or []:
+        merge += ["--defense", spec]
+    if args.results:
+        merge += ["--results", str(Path(args.results).resolve())]
+    jobs = job_argvs(protocol, specs, args.shards, args.split_attacks, partials)
+    command = shell_join(["shieldbench", "jobs", "--protocol", protocol.name, "--shards", str(args.shards),
+                          *(["--split-attacks"] if args.split_attacks else []), "--slurm", str(args.slurm)])
+    written = write_slurm(args.slurm, jobs, merge, options, command)
+    console = _console()
+    for path in written:
+        console.print(f"wrote {path}")
+    console.print(f"{len(jobs)} jobs; submit them with: bash {written[-1]}")
     return 0
 
 
@@ -352,6 +373,15 @@ def add_parsers(sub, data_help: str) -> None:
     j.add_argument("--shards", type=int, default=1, help="image shards per job list (default 1)")
     j.add_argument("--split-attacks", action="store_true", help="one job per attack and knowledge level")
     j.add_argument("--partials", help="partial results directory the jobs write to (default: <cache>/partials)")
+    sl = j.add_argument_group("a SLURM job array instead of printed commands (see bench/slurm.py)")
+    sl.add_argument("--slurm", metavar="DIR", help="write array.sbatch, merge.sbatch and submit.sh into DIR")
+    sl.add_argument("--max-parallel", type=int, default=4, help="array tasks running at once (default 4)")
+    sl.add_argument("--cpus-per-task", type=int, default=1, help="--cpus-per-task of each task (default 1)")
+    sl.add_argument("--mem", help="--mem of each task, e.g. 8G")
+    sl.add_argument("--time", help="--time of each task, e.g. 2:00:00")
+    sl.add_argument("--partition", help="SLURM partition")
+    sl.add_argument("--gres", help="generic resources per task, e.g. gpu:1")
+    sl.add_argument("--results", help="results directory the merge job writes (default: leaderboards/results)")
     j.set_defaults(func=cmd_jobs)
 
     s = sub.add_parser("submit", help="validate and score a defense file (see README)")

@@ -213,9 +213,9 @@ def load_partials(root: Path, protocol: str) -> list[Partial]:
     return out
 
 
-def job_commands(protocol: Protocol, specs: list[str], shards: int = 1, split_attacks: bool = False,
-                 partials: str | None = None) -> list[str]:
-    """One ``shieldbench run`` command per job, for a job array (one line each).
+def job_argvs(protocol: Protocol, specs: list[str], shards: int = 1, split_attacks: bool = False,
+              partials: str | None = None) -> list[list[str]]:
+    """One ``shieldbench run`` argv per job, for a job array.
 
     Jobs are ordered by defense, then attack, then shard. With ``split_attacks`` every
     (attack, knowledge level) of the protocol is its own job; otherwise a job runs all attacks.
@@ -234,5 +234,11 @@ def job_commands(protocol: Protocol, specs: list[str], shards: int = 1, split_at
                     cmd += ["--knowledge", level]
                 if partials:
                     cmd += ["--partials", partials]
-                out.append(shell_join(cmd))
+                out.append(cmd)
     return out
+
+
+def job_commands(protocol: Protocol, specs: list[str], shards: int = 1, split_attacks: bool = False,
+                 partials: str | None = None) -> list[str]:
+    """``job_argvs`` as shell command lines (one per job)."""
+    return [shell_join(cmd) for cmd in job_argvs(protocol, specs, shards, split_attacks, partials)]
