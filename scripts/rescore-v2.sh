@@ -4,17 +4,24 @@
 #   scripts/rescore-v2.sh adaptive     # the adaptive level (per defense)
 #   scripts/rescore-v2.sh gray-box     # then the shared levels, once the adaptive ones are in
 #   scripts/rescore-v2.sh transfer
+#   scripts/rescore-v2.sh all          # the three, in this order
 #   shieldbench merge --protocol cifar10-standard-v2 --partials leaderboards/partials
 # Run it in the background at low priority: nohup nice -n 19 scripts/rescore-v2.sh adaptive > v2.log 2>&1 &
 set -u
 cd "$(dirname "$0")/.."
 level=${1:-adaptive}
+if [ "$level" = all ]; then  # every level, one after the other
+  for l in adaptive gray-box transfer; do "$0" "$l" || exit; done
+  exit
+fi
 py=${PYTHON:-.venv/bin/python}
 mapfile -t defenses < <("$py" -c "import bench; print('\n'.join(bench.load_protocol('cifar10-standard-v2').defenses))")
-# highest v1 adaptive numbers first: they are the rows v2 is most likely to change
+# highest v1 adaptive numbers first: they are the rows v2 is most likely to change; then the cheap
+# deterministic rows, and the randomized ones (about an hour each) last
 order=("jpeg(quality=10)" "median(size=5)" "fd(s1=90, s2=60)" "jpeg(quality=20)" "tvd(weight=0.1)" "jpeg(quality=30)"
        "tvd(weight=0.05)" "median(size=3)" "fd()" "fd(passes=2)" "jpeg(quality=75)" "jpeg(quality=50)" "tvm()"
-       "quilting()" "slq()" "shield()")
+       "identity()" "jpeg(quality=90)" "fd(preset='code')" "fd(preset='code', passes=2)" "bitdepth(bits=3)"
+       "bitdepth(bits=4)" "bitdepth(bits=5)" "quilting()" "slq()" "shield()")
 for d in "${defenses[@]}"; do [[ " ${order[*]} " == *" $d "* ]] || order+=("$d"); done
 for d in "${order[@]}"; do
   done_file=$("$py" -c "import sys; from bench.jobs import Selection; from bench.results import result_filename
