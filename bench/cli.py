@@ -301,6 +301,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DataError, ZooError, CheckpointError, ResultsError, ValueError) as e:
         print(f"shieldbench: error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # a host-code defense's error, wrapped by XLA's callback machinery
+        from bench.host import host_error_in
+
+        message = host_error_in(e)
+        if message is None:
+            raise
+        print(f"shieldbench: error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -37,11 +37,27 @@ class _Bars:
         self.progress.update(self.tasks[event.stage], completed=event.done, total=event.total)
 
 
-def _run_command(protocol: str, spec: str) -> str:
-    return shell_join(["shieldbench", "run", "--protocol", protocol, "--defense", spec])
+def _run_command(protocol: str, spec: str, models: list[str] = ()) -> str:
+    return shell_join(["shieldbench", "run", "--protocol", protocol, "--defense", spec, *models])
 
 
-def _score(protocol_name: str, defenses, console, *, data=None, cache=None, command=None, extra=None,
+MODEL_HELP = ("a Python file that registers your own model(s) with bench.register_model, to be named as a "
+              "protocol's base or a defense's member (repeatable)")
+
+
+def _load_models(args: argparse.Namespace) -> tuple[list[str], dict]:
+    """Loads the ``--model`` files; returns their argv (for reproducing commands) and provenance."""
+    from bench.submit import load_model_file, submission_sha256
+
+    argv, files = [], []
+    for f in getattr(args, "model", None) or []:
+        names = load_model_file(f)
+        argv += ["--model", str(f)]
+        files.append({"path": str(f), "sha256": submission_sha256(f), "models": names})
+    return argv, ({"model_files": files} if files else {})
+
+
+def _score(protocol_name, defenses, console, *, data=None, cache=None, command=None, extra=None,
            on_result=None, job=None) -> list:
     """Scores defenses (``Defense`` objects) with progress bars; returns their results.
 
@@ -53,7 +69,7 @@ def _score(protocol_name: str, defenses, console, *, data=None, cache=None, comm
     from bench.protocol import load_protocol
     from bench.runner import Runner
 
-    protocol = load_protocol(protocol_name)
+    protocol = load_protocol(protocol_name) if isinstance(protocol_name, str) else protocol_name  # name, path or Protocol
     out = []
     with _Bars(console) as bars:
         runner = Runner(protocol, data=data, cache=cache, on_event=bars)
@@ -111,13 +127,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     console = _console()
     protocol = load_protocol(args.protocol)
+    models, provenance = _load_models(args)
     specs = args.defense or list(protocol.defenses)
     defenses = [build_defense(s) for s in specs]
     if args.shard or args.attack or args.knowledge or args.partials:
-        return _run_job(args, protocol, defenses, console)
+        return _run_job(args, protocol, defenses, console, models, provenance)
     root = _results_dir(args)
-    results = _score(protocol.name, defenses, console, data=args.data,
-                     cache=AdversarialCache(enabled=not args.no_cache),
+    results = _score(protocol, defenses, console, data=args.data,
+                     cache=AdversarialCache(enabled=not args.no_cache), extra=provenance,
+                     command=lambda d: _run_command(args.protocol, d.spec, models),
                      on_result=lambda r: console.print(f"wrote {save_result(root, r)}"))
     _render(root, console)
     _rows(results, console)
@@ -133,6 +151,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     console = _console()
     protocol = load_protocol(args.protocol)
+    _load_models(args)
     defense = build_defense(args.defense)
     with _Bars(console) as bars:
         runner = Runner(protocol, data=args.data, on_event=bars)
@@ -145,7 +164,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_job(args: argparse.Namespace, protocol, defenses, console) -> int:
+def _run_job(args: argparse.Namespace, protocol, defenses, console, models: list[str], provenance: dict) -> int:
     """``run`` as one job of a split protocol: writes partial results for ``merge``."""
     from bench.cache import AdversarialCache
     from bench.jobs import Selection, Shard, partials_dir, save_partial
@@ -153,8 +172,9 @@ def _run_job(args: argparse.Namespace, protocol, defenses, console) -> int:
     shard = Shard.parse(args.shard) if args.shard else Shard()
     selection = Selection(tuple(args.attack or ()), tuple(args.knowledge or ()))
     root = partials_dir(args.partials)
-    _score(protocol.name, defenses, console, data=args.data, cache=AdversarialCache(enabled=not args.no_cache),
-           job=(shard, selection), on_result=lambda p: console.print(f"wrote {save_partial(root, p)}"))
+    _score(protocol, defenses, console, data=args.data, cache=AdversarialCache(enabled=not args.no_cache),
+           job=(shard, selection), extra=provenance, command=lambda d: _run_command(args.protocol, d.spec, models),
+           on_result=lambda p: console.print(f"wrote {save_partial(root, p)}"))
     merge = ["shieldbench", "merge", "--protocol", protocol.name] + (["--partials", args.partials] if args.partials else [])
     console.print(f"when every job has run: {shell_join(merge)}")
     return 0
@@ -193,8 +213,9 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     if args.shards < 1:
         raise ValueError(f"--shards must be at least 1, got {args.shards}")
     specs = args.defense or list(protocol.defenses)
+    models, _ = _load_models(args)
     if not args.slurm:
-        for line in job_commands(protocol, specs, args.shards, args.split_attacks, args.partials):
+        for line in job_commands(protocol, specs, args.shards, args.split_attacks, args.partials, models):
             print(line)
         return 0
     from bench.cli import _console
@@ -208,7 +229,8 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         merge += ["--defense", spec]
     if args.results:
         merge += ["--results", str(Path(args.results).resolve())]
-    jobs = job_argvs(protocol, specs, args.shards, args.split_attacks, partials)
+    jobs = job_argvs(protocol, specs, args.shards, args.split_attacks, partials,
+                     [str(Path(a).resolve()) if a != "--model" else a for a in models])
     command = shell_join(["shieldbench", "jobs", "--protocol", protocol.name, "--shards", str(args.shards),
                           *(["--split-attacks"] if args.split_attacks else []), "--slurm", str(args.slurm)])
     written = write_slurm(args.slurm, jobs, merge, options, command)
@@ -225,14 +247,15 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from bench.submit import CHECKS, submission_defenses, submission_sha256, validate_defense
 
     console = _console()
+    models, provenance = _load_models(args)
     defenses = submission_defenses(args.file)
-    submission = {"submission": {"path": str(args.file), "sha256": submission_sha256(args.file)}}
+    submission = {"submission": {"path": str(args.file), "sha256": submission_sha256(args.file)}, **provenance}
     for d in defenses:
         validate_defense(d)
         console.print(f"[green]{d.spec}: contract checks passed[/] ({', '.join(CHECKS)})")
     results = _score(args.protocol, defenses, console, data=args.data, extra=submission,
                      command=lambda d: shell_join(["shieldbench", "submit", str(args.file), "--protocol",
-                                                   args.protocol, "--record"]))
+                                                   args.protocol, *models, "--record"]))
     _rows(results, console)
     if args.record:
         root = _results_dir(args)
@@ -265,8 +288,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     from bench.leaderboard import compare, format_changes
     from bench.results import load_results
 
+    from bench.protocol import load_protocol
+
     console = _console()
-    stored = load_results(_results_dir(args), args.protocol)
+    _load_models(args)
+    stored = load_results(_results_dir(args), load_protocol(args.protocol).name)  # a name or a protocol file
     if args.defense:
         stored = [r for r in stored if r["defense"]["spec"] in set(args.defense)]
         missing = set(args.defense) - {r["defense"]["spec"] for r in stored}
@@ -286,6 +312,18 @@ def cmd_check(args: argparse.Namespace) -> int:
             if submission_sha256(path) != sub["sha256"]:
                 console.print(f"[yellow]{path} changed since its results were recorded[/]")
             load_submission(path)
+        for f in r["provenance"].get("model_files", []):  # the --model files it was scored with
+            from bench.submit import load_model_file, submission_sha256
+            from bench.user_models import USER_MODELS
+
+            if set(f["models"]) <= set(USER_MODELS):
+                continue
+            path = Path(f["path"])
+            if not path.is_file():
+                raise ValueError(f"{r['defense']['spec']}: its model file {path} is missing (give it with --model)")
+            if submission_sha256(path) != f["sha256"]:
+                console.print(f"[yellow]{path} changed since its results were recorded[/]")
+            load_model_file(path)
     import tempfile
 
     from bench.cache import AdversarialCache
@@ -352,6 +390,7 @@ def add_parsers(sub, data_help: str) -> None:
     r.add_argument("--no-cache", action="store_true", help="recraft adversarial examples instead of reusing them")
     r.add_argument("--results", help=results_help)
     r.add_argument("--data", help=data_help)
+    r.add_argument("--model", action="append", metavar="FILE", help=MODEL_HELP)
     job = r.add_argument_group("one job of a split protocol (writes partial results; see `shieldbench jobs`)")
     job.add_argument("--shard", metavar="K/N", help="only the K-th of N blocks of every attack's batches (K from 1)")
     job.add_argument("--attack", action="append", help="only this attack spec of the protocol (repeatable)")
@@ -370,6 +409,7 @@ def add_parsers(sub, data_help: str) -> None:
     j = sub.add_parser("jobs", help="print one `shieldbench run` command per job of a split protocol")
     j.add_argument("--protocol", default=DEFAULT_PROTOCOL)
     j.add_argument("--defense", action="append", help="defense spec (repeatable; default: the protocol's list)")
+    j.add_argument("--model", action="append", metavar="FILE", help=MODEL_HELP)
     j.add_argument("--shards", type=int, default=1, help="image shards per job list (default 1)")
     j.add_argument("--split-attacks", action="store_true", help="one job per attack and knowledge level")
     j.add_argument("--partials", help="partial results directory the jobs write to (default: <cache>/partials)")
@@ -390,11 +430,13 @@ def add_parsers(sub, data_help: str) -> None:
     s.add_argument("--record", action="store_true", help="write the results and update the leaderboard")
     s.add_argument("--results", help=results_help)
     s.add_argument("--data", help=data_help)
+    s.add_argument("--model", action="append", metavar="FILE", help=MODEL_HELP)
     s.set_defaults(func=cmd_submit)
 
     x = sub.add_parser("export", help="write a defense's adversarial images with their indices (.npz)")
     x.add_argument("--protocol", default=DEFAULT_PROTOCOL)
     x.add_argument("--defense", required=True, help="defense spec")
+    x.add_argument("--model", action="append", metavar="FILE", help=MODEL_HELP)
     x.add_argument("--knowledge", default="adaptive", choices=["gray-box", "transfer", "adaptive"])
     x.add_argument("--attack", help="attack spec of the protocol (default: its largest worst-case ensemble)")
     x.add_argument("--out", help="output .npz (default: <protocol>-<defense>-<knowledge>.npz)")
@@ -404,6 +446,7 @@ def add_parsers(sub, data_help: str) -> None:
     c = sub.add_parser("check", help="re-run stored results and fail if a number moved (CI regression mode)")
     c.add_argument("--protocol", default=DEFAULT_PROTOCOL)
     c.add_argument("--defense", action="append", help="only these stored defenses (repeatable)")
+    c.add_argument("--model", action="append", metavar="FILE", help=MODEL_HELP)
     c.add_argument("--tolerance", type=float, default=0.02, help="allowed change of an accuracy (default 0.02)")
     c.add_argument("--cached", action="store_true", help="reuse cached adversarial examples (faster, less strict)")
     c.add_argument("--results", help=results_help)

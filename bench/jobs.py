@@ -214,11 +214,12 @@ def load_partials(root: Path, protocol: str) -> list[Partial]:
 
 
 def job_argvs(protocol: Protocol, specs: list[str], shards: int = 1, split_attacks: bool = False,
-              partials: str | None = None) -> list[list[str]]:
+              partials: str | None = None, models: list[str] = ()) -> list[list[str]]:
     """One ``shieldbench run`` argv per job, for a job array.
 
     Jobs are ordered by defense, then attack, then shard. With ``split_attacks`` every
     (attack, knowledge level) of the protocol is its own job; otherwise a job runs all attacks.
+    ``models`` (``["--model", FILE, ...]``) is added to every job that needs a user's model.
     """
     selections = [Selection()]
     if split_attacks:
@@ -234,11 +235,11 @@ def job_argvs(protocol: Protocol, specs: list[str], shards: int = 1, split_attac
                     cmd += ["--knowledge", level]
                 if partials:
                     cmd += ["--partials", partials]
-                out.append(cmd)
+                out.append(cmd + list(models))
     return out
 
 
 def job_commands(protocol: Protocol, specs: list[str], shards: int = 1, split_attacks: bool = False,
-                 partials: str | None = None) -> list[str]:
+                 partials: str | None = None, models: list[str] = ()) -> list[str]:
     """``job_argvs`` as shell command lines (one per job)."""
-    return [shell_join(cmd) for cmd in job_argvs(protocol, specs, shards, split_attacks, partials)]
+    return [shell_join(cmd) for cmd in job_argvs(protocol, specs, shards, split_attacks, partials, models)]

@@ -82,13 +82,31 @@ def unknown_name(kind: str, name: str, known: list[str] | set[str] | dict) -> st
     return f"unknown {kind} {name!r}{hint} (known: {', '.join(sorted(known)) or 'none'})"
 
 
-class Registry(Generic[T]):
-    """Name -> factory, filled by the ``register`` decorator, read by ``build``."""
+def spec_repr(obj: Any) -> str:
+    """``__repr__`` of registered dataclasses: their spec (see ``spec_of``)."""
+    return spec_of(obj)
 
-    def __init__(self, kind: str, loader: Callable[[], None] | None = None):
+
+class Registry(Generic[T]):
+    """Name -> factory, filled by the ``register`` decorator, read by ``build``.
+
+    Args:
+        kind: what it holds, for messages (``"transform"``).
+        loader: imports the built-in entries on first use.
+        spec_repr: registered classes get ``spec_repr`` as their ``__repr__``, whatever their
+            dataclass options: a submitted ``@dataclass`` without ``repr=False`` still prints
+            (and is named on the board) by its spec, which rebuilds it. Set in the class body
+            it also survives a ``@dataclass`` applied after registration (dataclasses keep a
+            ``__repr__`` the class defines).
+    """
+
+    def __init__(self, kind: str, loader: Callable[[], None] | None = None, spec_repr: bool = False):
         self.kind = kind
         self._entries: dict[str, Callable[..., T]] = {}
         self._loader = loader
+        self._spec_repr = spec_repr
+        self.registered: list[str] = []
+        """Every name in the order ``register`` was called (a loader can see what a module added)."""
 
     def _load(self) -> None:
         if self._loader is not None:
@@ -99,10 +117,15 @@ class Registry(Generic[T]):
         """Class decorator: registers ``cls`` under ``name`` and sets ``cls.spec_name``."""
 
         def wrap(cls: type) -> type:
-            if name in self._entries and self._entries[name] is not cls:
-                existing = self._entries[name]
+            existing = self._entries.get(name)
+            reloaded = existing is not None and (existing.__module__, existing.__qualname__) == (
+                cls.__module__, cls.__qualname__)  # the same module executed again (a submission re-loaded)
+            if existing is not None and existing is not cls and not reloaded:
                 raise SpecError(f"{self.kind} {name!r} is already registered by {existing.__module__}.{existing.__qualname__}")
+            self.registered.append(name)
             cls.spec_name = name
+            if self._spec_repr and isinstance(cls, type):
+                cls.__repr__ = spec_repr
             self._entries[name] = cls
             return cls
 

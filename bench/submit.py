@@ -1,13 +1,15 @@
 """Submissions: load a defense from a Python file and check it honours the transform contract.
 
-A submission is a Python file that imports only ``bench`` (and jax) and registers one or more
+A submission is a Python file that imports ``bench`` (and jax, or NumPy/PIL/PyTorch for host code,
+``bench.host``) and registers one or more
 transforms (``@register_transform``) or defenses (``@register_defense``), each buildable with
 default arguments (``name()``). ``load_submission`` runs the file as a fresh module and
 returns the specs it registered; ``validate_defense`` checks every transform of a defense
 (DESIGN.md §2) on a small batch of synthetic images and raises ``ContractError`` naming the
 first failed check:
 
-``runs``, ``shape``, ``dtype`` (float32), ``finite``, ``range`` ([0, 1]),
+``spec`` (its spec rebuilds an equal transform, so the board row's command does), ``runs``,
+``shape``, ``dtype`` (float32), ``finite``, ``range`` ([0, 1]),
 ``deterministic`` (same key -> same output), ``randomized`` (a transform that does not
 declare ``randomized = True`` must ignore its key: otherwise it would be scored with one
 draw and attacked without EOT), ``jit`` (jit-able, and equal to the eager output),
@@ -31,10 +33,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from bench.defense import DEFENSES, Defense, build_defense
+from bench.host import HostTransform, host_error_in, host_name
+from bench.transform import build_transform
 from bench.transform import TRANSFORMS, Transform, bpda
 
 
-CHECKS = ("runs", "shape", "dtype", "finite", "range", "deterministic", "randomized", "jit", "approx")
+CHECKS = ("spec", "runs", "shape", "dtype", "finite", "range", "deterministic", "randomized", "jit", "approx")
 
 
 class SubmissionError(ValueError):
@@ -49,19 +53,23 @@ class ContractError(ValueError):
         self.check = check
 
 
-def load_submission(path: str | Path) -> list[str]:
-    """Executes a submission file and returns the specs (``name()``) it registered.
+def _execute(path: str | Path) -> tuple[list[str], list[str]]:
+    """Executes a submission file as a fresh module; returns the transform/defense names and the
+    model names (``bench.user_models.register_model``) it registered.
 
     Raises:
-        SubmissionError: missing file, not ``.py``, an exception while importing (with the
-            file's line), or no new transform or defense registered.
+        SubmissionError: missing file, not ``.py``, or an exception while importing (with the
+            file's line).
     """
+    from bench import user_models
+
     path = Path(path)
     if not path.is_file():
         raise SubmissionError(f"{path}: no such file")
     if path.suffix != ".py":
         raise SubmissionError(f"{path}: a submission is a Python file (.py)")
-    before = set(TRANSFORMS.names()) | set(DEFENSES.names())
+    TRANSFORMS.names(), DEFENSES.names()  # the built-ins first, so that they are not counted as the file's
+    before = len(TRANSFORMS.registered), len(DEFENSES.registered), len(user_models.REGISTERED)
     name = f"shieldbench_submission_{abs(hash(path.resolve()))}"
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
@@ -73,11 +81,37 @@ def load_submission(path: str | Path) -> list[str]:
         frames = [f for f in traceback.extract_tb(e.__traceback__) if Path(f.filename) == path.resolve()]
         where = f"{path}:{frames[-1].lineno}" if frames else str(path)
         raise SubmissionError(f"{where}: {type(e).__name__}: {e}") from None
-    new = sorted((set(TRANSFORMS.names()) | set(DEFENSES.names())) - before)
-    if not new:
+    names = sorted(set(TRANSFORMS.registered[before[0]:]) | set(DEFENSES.registered[before[1]:]))
+    return names, sorted(set(user_models.REGISTERED[before[2]:]))
+
+
+def load_submission(path: str | Path) -> list[str]:
+    """Executes a submission file and returns the specs (``name()``) it registered.
+
+    The file may also register models (``register_model``), e.g. the members of its defense.
+
+    Raises:
+        SubmissionError: missing file, not ``.py``, an exception while importing (with the
+            file's line), or no new transform or defense registered.
+    """
+    names, _ = _execute(path)
+    if not names:
         raise SubmissionError(f"{path}: registers no transform or defense "
                               "(decorate a Transform subclass with @register_transform('name'))")
-    return [f"{n}()" for n in new]
+    return [f"{n}()" for n in names]
+
+
+def load_model_file(path: str | Path) -> list[str]:
+    """Executes a file given to ``--model`` and returns the model names it registered.
+
+    Raises:
+        SubmissionError: as ``load_submission``, or no model registered.
+    """
+    _, models = _execute(path)
+    if not models:
+        raise SubmissionError(f"{path}: registers no model (call bench.register_model(name, ...); see the "
+                              "README's 'Your own model')")
+    return models
 
 
 def _sample(shape: tuple[int, ...]) -> jax.Array:
@@ -86,15 +120,34 @@ def _sample(shape: tuple[int, ...]) -> jax.Array:
     return x.at[:, 0, 0, :].set(0.0).at[:, -1, -1, :].set(1.0)
 
 
+def describe(t: Transform) -> str:
+    """The transform's spec, and for host code the function behind it (for messages)."""
+    if isinstance(t, HostTransform):
+        return f"{t.spec} (host function {host_name(t.host_function)})"
+    return t.spec
+
+
+def check_spec(t: Transform) -> None:
+    """The ``spec`` check: ``t``'s spec rebuilds ``t`` (so its board row's command does too)."""
+    try:
+        rebuilt = build_transform(t.spec)
+    except Exception as e:
+        raise ContractError(describe(t), "spec", f"its spec {t.spec!r} does not rebuild it: {e}") from None
+    if rebuilt != t:
+        raise ContractError(describe(t), "spec", f"its spec {t.spec!r} rebuilds {rebuilt!r}, which is not equal to "
+                                                 "it (are all its hyperparameters dataclass fields?)")
+
+
 def validate_transform(t: Transform, shape: tuple[int, int, int, int] = (4, 32, 32, 3)) -> None:
     """Runs every contract check on ``t``; raises ``ContractError`` at the first failure."""
-    spec = repr(t)
+    check_spec(t)
+    spec = describe(t)
     x = _sample(shape)
     key = jax.random.key(7)
     try:
         y = t(x, key)
     except Exception as e:
-        raise ContractError(spec, "runs", f"{type(e).__name__}: {e}") from None
+        raise ContractError(spec, "runs", host_error_in(e) or f"{type(e).__name__}: {e}") from None
     if not hasattr(y, "shape") or tuple(y.shape) != shape:
         raise ContractError(spec, "shape", f"input {shape}, output {getattr(y, 'shape', type(y).__name__)}")
     if y.dtype != jnp.float32:
@@ -112,7 +165,7 @@ def validate_transform(t: Transform, shape: tuple[int, int, int, int] = (4, 32, 
     try:
         yj = np.asarray(jax.jit(t)(x, key))
     except Exception as e:
-        raise ContractError(spec, "jit", f"{type(e).__name__}: {str(e).splitlines()[0]}") from None
+        raise ContractError(spec, "jit", host_error_in(e) or f"{type(e).__name__}: {str(e).splitlines()[0]}") from None
     if not np.allclose(yj, y, atol=1e-5):
         raise ContractError(spec, "jit", f"jitted output differs from eager by up to {np.max(np.abs(yj - y)):.3g}")
     check_surrogates(t, x, key)
@@ -125,7 +178,7 @@ def check_surrogates(t: Transform, x: jax.Array, key: jax.Array) -> None:
     Raises:
         ContractError: check ``approx``, naming the transform and the surrogate.
     """
-    spec = repr(t)
+    spec = describe(t)
     declared = t.surrogates
     if (not isinstance(declared, tuple) or not declared or not all(isinstance(s, str) for s in declared)
             or len(set(declared)) != len(declared)):

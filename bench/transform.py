@@ -37,7 +37,7 @@ def _load_builtin_transforms() -> None:
     import defenses  # noqa: F401  (registers the built-in transforms on import)
 
 
-TRANSFORMS: Registry[Transform] = Registry("transform", _load_builtin_transforms)
+TRANSFORMS: Registry[Transform] = Registry("transform", _load_builtin_transforms, spec_repr=True)
 register_transform = TRANSFORMS.register
 
 

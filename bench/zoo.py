@@ -44,13 +44,16 @@ class ZooModel:
     """
 
     name: str
-    module: nn.Module
-    variables: dict[str, Any]
+    module: nn.Module | None
+    variables: dict[str, Any] | None
     card: dict[str, Any]
     predict: Callable[[jax.Array], jax.Array] = field(repr=False)
+    fn: Callable[[jax.Array], jax.Array] | None = field(default=None, repr=False)
 
     def logits_fn(self) -> Callable[[jax.Array], jax.Array]:
         """Un-jitted, differentiable ``x -> logits`` (for composing into larger jitted code)."""
+        if self.fn is not None:  # a user model (bench.user_models)
+            return self.fn
         return lambda x: self.module.apply(self.variables, x, train=False)
 
 
@@ -61,8 +64,10 @@ def zoo_dirs() -> list[Path]:
 
 
 def list_models() -> list[str]:
-    """Names of all models with a card in the zoo directories."""
-    return sorted({p.stem for d in zoo_dirs() if d.is_dir() for p in d.glob("*.json")})
+    """Names of all models with a card in the zoo directories, and of registered user models."""
+    from bench.user_models import USER_MODELS
+
+    return sorted({p.stem for d in zoo_dirs() if d.is_dir() for p in d.glob("*.json")} | set(USER_MODELS))
 
 
 def read_card(name: str) -> tuple[dict[str, Any], Path]:
@@ -83,12 +88,31 @@ def read_card(name: str) -> tuple[dict[str, Any], Path]:
 _CACHE: dict[tuple[str, str], ZooModel] = {}
 
 
+def forget_model(name: str) -> None:
+    """Drops every loaded copy of ``name`` (a user model registered again)."""
+    for key in [k for k in _CACHE if k[0] == name]:
+        del _CACHE[key]
+
+
 def load_model(name: str) -> ZooModel:
     """Loads a zoo model, verifying the sha256 of its weights against its card.
 
+    A model registered by a submission (``bench.user_models.register_model``) is loaded
+    from its registration; its card says so.
+
     Raises:
-        ZooError: unknown model, missing weights, hash mismatch or undecodable weights.
+        ZooError: unknown model, missing weights, hash mismatch or undecodable weights; for a
+            user model also a failed probe check.
     """
+    from bench.user_models import USER_MODELS, user_card, user_logits
+
+    if name in USER_MODELS:
+        m = USER_MODELS[name]
+        key = (name, "user")
+        if key not in _CACHE:
+            fn, digest = user_logits(m)
+            _CACHE[key] = ZooModel(name, None, None, user_card(m, digest), jax.jit(fn), fn)
+        return _CACHE[key]
     card, card_path = read_card(name)
     weights = card_path.with_name(card["weights_file"])
     if not weights.is_file():
