@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.io import atomic_write_bytes, cache_root, sha256_bytes
+from bench.io import atomic_write_bytes, cache_root, probe_writable, sha256_bytes, sweep_stale_temps
 
 
 @dataclass(frozen=True)
@@ -66,10 +67,35 @@ class AdversarialCache:
         return entry
 
     def put(self, key: dict[str, Any], entry: CachedBatch) -> None:
-        """Stores ``entry`` under ``key`` atomically."""
+        """Stores ``entry`` under ``key`` atomically.
+
+        A write that fails (a full disk, a read-only directory) disables the cache with one
+        warning instead of ending the run: the examples in hand are still scored.
+        """
         if not self.enabled:
             return
         buf = io.BytesIO()
         np.savez(buf, x_adv=np.asarray(entry.x_adv, np.float32), success=np.asarray(entry.success, bool),
                  seconds=np.float64(entry.seconds), key=np.array(_canonical(key)))
-        atomic_write_bytes(self.path(key), buf.getvalue())
+        try:
+            atomic_write_bytes(self.path(key), buf.getvalue())
+        except OSError as e:
+            self.disable(f"cannot write the adversarial cache {self.root} ({e})")
+
+    def disable(self, why: str) -> None:
+        """Turns the cache off for this run with one warning naming ``why``."""
+        if self.enabled:
+            warnings.warn(f"{why}; continuing without the cache (set $SHIELDBENCH_CACHE to a writable directory)",
+                          stacklevel=3)
+        self.enabled = False
+
+    def check_writable(self) -> None:
+        """Probes the directory before any crafting; an unwritable cache is disabled (one warning)."""
+        if not self.enabled:
+            return
+        try:
+            probe_writable(self.root)
+        except OSError as e:
+            self.disable(f"cannot write the adversarial cache {self.root} ({e})")
+        else:
+            sweep_stale_temps(self.root)

@@ -7,6 +7,7 @@ library underneath returns data.
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from bench.io import shell_join
@@ -41,6 +42,17 @@ def _run_command(protocol: str, spec: str, models: list[str] = ()) -> str:
     return shell_join(["shieldbench", "run", "--protocol", protocol, "--defense", spec, *models])
 
 
+def tolerance(text: str) -> float:
+    """``--tolerance``: a finite fraction in [0, 1), refused before anything runs."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be a fraction in [0, 1) (0.02 = 2 points of accuracy), got {text!r}")
+    return value
+
+
 MODEL_HELP = ("a Python file that registers your own model(s) with bench.register_model, to be named as a "
               "protocol's base or a defense's member (repeatable)")
 
@@ -73,8 +85,13 @@ def _score(protocol_name, defenses, console, *, data=None, cache=None, command=N
     out = []
     with _Bars(console) as bars:
         runner = Runner(protocol, data=data, cache=cache, on_event=bars)
-        for m in {m for d in defenses for m in d.members}:
-            runner.model(m)  # loaded (and kept) before anything is scored
+        runner.cache.check_writable()  # an unwritable cache: one warning now, not a traceback after the crafting
+        levels = set(job[1].knowledge) if job and job[1].knowledge else {"gray-box", "transfer", "adaptive"}
+        needed = {protocol.base, *(m for d in defenses for m in d.members)}
+        if "transfer" in levels:
+            needed.add(protocol.source)
+        for m in sorted(needed):
+            runner.model(m)  # every model loaded and verified (sha256) before anything is crafted
         for d in defenses:
             runner.command = command(d) if command else _run_command(protocol.name, d.spec)
             bars.progress.console.log(f"scoring [bold]{d.spec}[/] under {protocol.name} v{protocol.version}")
@@ -111,6 +128,21 @@ def _results_dir(args) -> Path:
     return Path(args.results) if args.results else results_root()
 
 
+def _writable(directory: Path, what: str) -> Path:
+    """``directory``, after checking that it can be written: before the scoring work, not after it.
+
+    Raises:
+        ValueError: naming the directory and the operating system's reason.
+    """
+    from bench.io import probe_writable
+
+    try:
+        probe_writable(directory)
+    except OSError as e:
+        raise ValueError(f"cannot write {what} to {directory}: {e.strerror or e}") from None
+    return directory
+
+
 def _render(root: Path, console) -> None:
     from bench.leaderboard import write_leaderboards
 
@@ -132,7 +164,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     defenses = [build_defense(s) for s in specs]
     if args.shard or args.attack or args.knowledge or args.partials:
         return _run_job(args, protocol, defenses, console, models, provenance)
-    root = _results_dir(args)
+    root = _writable(_results_dir(args), "results")
     results = _score(protocol, defenses, console, data=args.data,
                      cache=AdversarialCache(enabled=not args.no_cache), extra=provenance,
                      command=lambda d: _run_command(args.protocol, d.spec, models),
@@ -171,7 +203,7 @@ def _run_job(args: argparse.Namespace, protocol, defenses, console, models: list
 
     shard = Shard.parse(args.shard) if args.shard else Shard()
     selection = Selection(tuple(args.attack or ()), tuple(args.knowledge or ()))
-    root = partials_dir(args.partials)
+    root = _writable(partials_dir(args.partials), "partial results")
     _score(protocol, defenses, console, data=args.data, cache=AdversarialCache(enabled=not args.no_cache),
            job=(shard, selection), extra=provenance, command=lambda d: _run_command(args.protocol, d.spec, models),
            on_result=lambda p: console.print(f"wrote {save_partial(root, p)}"))
@@ -253,6 +285,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     for d in defenses:
         validate_defense(d)
         console.print(f"[green]{d.spec}: contract checks passed[/] ({', '.join(CHECKS)})")
+    if args.record:
+        _writable(_results_dir(args), "results")
     results = _score(args.protocol, defenses, console, data=args.data, extra=submission,
                      command=lambda d: shell_join(["shieldbench", "submit", str(args.file), "--protocol",
                                                    args.protocol, *models, "--record"]))
@@ -447,7 +481,8 @@ def add_parsers(sub, data_help: str) -> None:
     c.add_argument("--protocol", default=DEFAULT_PROTOCOL)
     c.add_argument("--defense", action="append", help="only these stored defenses (repeatable)")
     c.add_argument("--model", action="append", metavar="FILE", help=MODEL_HELP)
-    c.add_argument("--tolerance", type=float, default=0.02, help="allowed change of an accuracy (default 0.02)")
+    c.add_argument("--tolerance", type=tolerance, default=0.02,
+                   help="allowed change of an accuracy, a fraction in [0, 1) (default 0.02 = 2 points)")
     c.add_argument("--cached", action="store_true", help="reuse cached adversarial examples (faster, less strict)")
     c.add_argument("--results", help=results_help)
     c.add_argument("--data", help=data_help)

@@ -13,7 +13,10 @@ The data location is, in order: the explicit ``data`` argument (CLI ``--data``),
 ``$SHIELDBENCH_DATA``, then ``../shared/data`` beside the checkout. Decoded arrays are
 cached under ``$SHIELDBENCH_CACHE`` (default ``~/.cache/shieldbench``) as uncompressed
 ``.npz`` with the source checksum and the Pillow version; the cache is keyed by the source's
-fingerprint and written atomically, so a failed decode never leaves a partial file.
+fingerprint and written atomically, so a failed decode never leaves a partial file. It repairs
+itself: every read verifies the arrays against the sha256 its metadata records, and a damaged
+file is decoded again and replaced; temporaries left by a killed decode are swept after an
+hour; a cache that cannot be written costs one warning and the run goes on without it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import json
 import os
 import pickle
 import tarfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +36,7 @@ import numpy as np
 import PIL
 from PIL import Image
 
-from bench.io import atomic_write_bytes, cache_root
+from bench.io import atomic_write_bytes, cache_root, sha256_bytes, sweep_stale_temps
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -41,7 +45,7 @@ OFFICIAL_ARCHIVE = "cifar-10-python.tar.gz"
 OFFICIAL_DIR = "cifar-10-batches-py"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 SPLITS = ("train", "test")
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: meta records the arrays' sha256, verified on every read
 
 
 class DataError(Exception):
@@ -328,12 +332,14 @@ def load_dataset(name: str = "cifar10", split: str = "test", *, data: str | os.P
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
     source = find_source(resolve_data_location(data))
-    cache = cache_root() / "data" / f"{name}-{_fingerprint(source)}-{split}.npz"
+    cache = _cache_path(name, source, split)
+    if cache.parent.is_dir():
+        sweep_stale_temps(cache.parent)  # left by a decode that was killed mid-write
     if cache.is_file():
         try:
             return _read_cache(cache, name, split)
-        except (OSError, ValueError, KeyError, EOFError):
-            pass  # damaged cache: decode again and overwrite it atomically
+        except Exception:  # damaged (bad CRC, flipped bytes, truncated): decode again, overwrite atomically
+            pass
     if source.is_file():
         verify_md5sums(source)
     decoded = _decode(source, KNOWN[name].get("image_size"))
@@ -346,19 +352,37 @@ def load_dataset(name: str = "cifar10", split: str = "test", *, data: str | os.P
     for s, (images, labels, cls) in decoded.items():
         meta = {
             "format": CACHE_FORMAT, "name": name, "split": s, "classes": list(cls), "source": str(source),
-            "source_sha256": checksum, "pillow_version": PIL.__version__,
+            "source_sha256": checksum, "pillow_version": PIL.__version__, "arrays_sha256": _arrays_sha256(images, labels),
         }
         buf = io.BytesIO()
         np.savez(buf, images=images, labels=labels, meta=np.array(json.dumps(meta)))
-        path = cache.with_name(f"{name}-{_fingerprint(source)}-{s}.npz")
-        atomic_write_bytes(path, buf.getvalue())
+        path = _cache_path(name, source, s)
+        try:
+            atomic_write_bytes(path, buf.getvalue())
+        except OSError as e:  # an unwritable cache costs speed, not the run
+            warnings.warn(f"cannot write the data cache {path} ({e}); continuing without it "
+                          "(set $SHIELDBENCH_CACHE to a writable directory)", stacklevel=2)
         if s == split:
             result = Dataset(name, s, images, labels, tuple(cls), str(source), checksum, PIL.__version__)
     assert result is not None
     return result
 
 
+def _cache_path(name: str, source: Path, split: str) -> Path:
+    """Where a decoded split is cached (the format is in the name: versions never overwrite each other)."""
+    return cache_root() / "data" / f"{name}-{_fingerprint(source)}-{split}-f{CACHE_FORMAT}.npz"
+
+
+def _arrays_sha256(images: np.ndarray, labels: np.ndarray) -> str:
+    return sha256_bytes(np.ascontiguousarray(images).tobytes() + np.ascontiguousarray(labels, np.int32).tobytes())
+
+
 def _read_cache(path: Path, name: str, split: str) -> Dataset:
+    """A cached split, verified against the checksum its metadata records.
+
+    Raises:
+        ValueError (or any read error): a damaged or foreign cache file, which the caller decodes again.
+    """
     with np.load(path, allow_pickle=False) as z:
         meta = json.loads(str(z["meta"]))
         if meta.get("format") != CACHE_FORMAT or meta["name"] != name or meta["split"] != split:
@@ -366,6 +390,8 @@ def _read_cache(path: Path, name: str, split: str) -> Dataset:
         images, labels = z["images"], z["labels"]
     if images.dtype != np.uint8 or images.ndim != 4 or labels.shape != (images.shape[0],):
         raise ValueError("cache arrays malformed")
+    if _arrays_sha256(images, labels) != meta.get("arrays_sha256"):
+        raise ValueError("cache arrays do not match their checksum")
     return Dataset(
         name, split, images, labels.astype(np.int32), tuple(meta["classes"]), meta["source"],
         meta["source_sha256"], meta["pillow_version"],

@@ -45,6 +45,48 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
+STALE_TEMP_S = 3600.0
+
+
+def probe_writable(directory: str | os.PathLike[str]) -> None:
+    """Creates ``directory`` if needed and writes and deletes a small file in it.
+
+    Raises:
+        OSError: the directory cannot be created or written (read-only, full, not a directory).
+    """
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".write-probe.", suffix=".tmp", dir=d)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(b"shieldbench")
+            f.flush()
+            os.fsync(f.fileno())
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def sweep_stale_temps(directory: str | os.PathLike[str], max_age_s: float = STALE_TEMP_S) -> list[Path]:
+    """Deletes ``atomic_write_bytes`` temporaries older than ``max_age_s`` in ``directory``.
+
+    A writer killed between creating its temporary and renaming it (``kill -9``, a full disk)
+    leaves one behind; a live writer's temporary is seconds old, so an hour-old one is stale.
+    Returns the files removed (errors are ignored: another sweeper may have won).
+    """
+    import time
+
+    removed = []
+    now = time.time()
+    for p in Path(directory).glob(".*.tmp"):
+        try:
+            if now - p.stat().st_mtime > max_age_s:
+                p.unlink()
+                removed.append(p)
+        except OSError:
+            pass
+    return removed
+
+
 def sha256_bytes(data: bytes) -> str:
     """Hex sha256 of ``data``."""
     return hashlib.sha256(data).hexdigest()

@@ -18,6 +18,7 @@ directories) is searched first.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from pathlib import Path
@@ -175,15 +176,20 @@ def parse_protocol(path: Path) -> Protocol:
     for key in ("n", "draws", "eot", "batch_size"):
         if getattr(p, key) < 1:
             raise ProtocolError(f"{where}: {key} must be >= 1, got {getattr(p, key)}")
-    if p.l2_threshold <= 0:
-        raise ProtocolError(f"{where}: l2_threshold must be > 0, got {p.l2_threshold}")
+    if not p.l2_threshold > 0 or not math.isfinite(p.l2_threshold):  # NaN fails both comparisons
+        raise ProtocolError(f"{where}: l2_threshold must be a finite number > 0, got {p.l2_threshold}")
+    if p.seed < 0 or p.seed >= 2 ** 63:
+        raise ProtocolError(f"{where}: seed must be an integer in 0..2**63-1, got {p.seed}")
     from bench.defense import build_defense
 
-    for spec in p.defenses:
+    for i, spec in enumerate(p.defenses):
+        if not isinstance(spec, str):
+            raise ProtocolError(f"{where}: defenses[{i}] must be a defense spec string such as "
+                                f"'jpeg(quality=75)', got {spec!r}")
         try:
             build_defense(spec)
         except (SpecError, TypeError) as e:
-            raise ProtocolError(f"{where}: defenses: {e}") from None
+            raise ProtocolError(f"{where}: defenses[{i}]: {e}") from None
     return p
 
 

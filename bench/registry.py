@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import difflib
+import math
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -46,9 +47,25 @@ def parse_spec(spec: str) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
             if k.arg is None:
                 raise SpecError(f"malformed spec {spec!r}: ** is not allowed")
             kwargs[k.arg] = ast.literal_eval(k.value)
-    except ValueError:
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         raise SpecError(f"malformed spec {spec!r}: arguments must be literals (numbers, strings, tuples)") from None
+    for where, value in [*((f"argument {i + 1}", a) for i, a in enumerate(args)), *kwargs.items()]:
+        bad = _non_finite(value)
+        if bad is not None:
+            raise SpecError(f"malformed spec {spec!r}: {where} holds {bad!r}, which is not a finite number "
+                            "(too large, inf or nan)")
     return node.func.id, args, kwargs
+
+
+def _non_finite(value: Any) -> Any:
+    """The first non-finite number in a literal (inside tuples, lists, dicts), or None."""
+    if isinstance(value, (float, complex)):
+        return value if not math.isfinite(abs(value)) else None
+    if isinstance(value, (tuple, list, set, frozenset)):
+        return next((b for b in map(_non_finite, value) if b is not None), None)
+    if isinstance(value, dict):
+        return next((b for b in map(_non_finite, [*value.keys(), *value.values()]) if b is not None), None)
+    return None
 
 
 def format_spec(name: str, kwargs: dict[str, Any]) -> str:

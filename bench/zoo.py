@@ -74,12 +74,21 @@ def read_card(name: str) -> tuple[dict[str, Any], Path]:
     """Returns ``(card, card_path)`` of a zoo model.
 
     Raises:
-        ZooError: unknown model.
+        ZooError: unknown model, or a card that is not valid JSON or lacks a required field
+            (naming the file).
     """
     for d in zoo_dirs():
         path = d / f"{name}.json"
         if path.is_file():
-            return json.loads(path.read_text()), path
+            try:
+                card = json.loads(path.read_text())
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise ZooError(f"{path}: the card of zoo model {name!r} is not valid JSON ({e})") from None
+            missing = [k for k in ("arch", "input_shape", "weights_file", "weights_sha256") if not isinstance(card, dict)
+                       or k not in card]
+            if missing:
+                raise ZooError(f"{path}: the card of zoo model {name!r} lacks {', '.join(missing)}")
+            return card, path
     from bench.registry import unknown_name
 
     raise ZooError(unknown_name("zoo model", name, list_models()))

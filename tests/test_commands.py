@@ -171,3 +171,71 @@ def test_builtin_transforms_meet_the_submission_contract(spec: str) -> None:
     from bench.submit import validate_transform
 
     validate_transform(build_transform(spec))
+
+
+@pytest.mark.parametrize("value", ["nan", "-1", "2", "inf", "abc"])
+def test_check_refuses_a_bad_tolerance_before_running_anything(value: str, capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["check", "--protocol", "cifar10-smoke", "--tolerance", value])
+    assert e.value.code == 2
+    assert "--tolerance" in capsys.readouterr().err
+
+
+def test_non_finite_spec_arguments_are_refused_like_other_bad_arguments(capsys) -> None:
+    assert main(["run", "--protocol", "cifar10-smoke", "--defense", "jpeg(quality=1e400)"]) == 2
+    assert "jpeg(quality=1e400)" in capsys.readouterr().err
+
+
+def test_a_corrupt_zoo_card_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench.zoo import ZooError, read_card
+
+    (tmp_path / "broken.json").write_text("{not json")
+    (tmp_path / "partial.json").write_text('{"arch": "resnet20"}')
+    monkeypatch.setenv("SHIELDBENCH_ZOO", str(tmp_path))
+    with pytest.raises(ZooError, match=r"broken\.json: the card of zoo model 'broken' is not valid JSON"):
+        read_card("broken")
+    with pytest.raises(ZooError, match=r"partial\.json: the card of zoo model 'partial' lacks input_shape"):
+        read_card("partial")
+
+
+def test_an_unwritable_results_directory_fails_before_any_crafting(world, tmp_path: Path, capsys,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHIELDBENCH_CACHE", str(tmp_path / "cache"))
+    blocker = tmp_path / "results"
+    blocker.write_text("a file where the results directory should be")
+    assert main(["run", "--protocol", "tiny", "--defense", "identity()", "--results", str(blocker / "sub")]) == 2
+    assert f"cannot write results to {blocker / 'sub'}" in capsys.readouterr().err
+    assert not list((tmp_path / "cache").glob("adversarial/*.npz"))  # nothing was crafted
+
+
+def test_a_damaged_source_model_is_found_before_the_gray_box_crafting(world, tmp_path: Path, capsys,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    zoo = tmp_path / "zoo"
+    shutil.copytree(world["zoo"], zoo)
+    weights = zoo / "resnet32.msgpack"
+    weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")
+    monkeypatch.setenv("SHIELDBENCH_ZOO", str(zoo))
+    monkeypatch.setenv("SHIELDBENCH_CACHE", str(tmp_path / "cache"))
+    assert main(["run", "--protocol", "tiny", "--defense", "identity()", "--results", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "resnet32.msgpack: sha256" in err and "does not match" in err, err
+    assert not list((tmp_path / "cache").glob("adversarial/*.npz"))  # found before anything was crafted
+
+
+def test_an_unwritable_adversarial_cache_costs_one_warning_not_the_run(world, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "cache-file"
+    blocker.write_text("a file where the cache directory should be")
+    from bench.cache import AdversarialCache
+
+    cache = AdversarialCache(blocker / "adversarial")
+    with pytest.warns(UserWarning, match="cannot write the adversarial cache .* continuing without the cache"):
+        cache.check_writable()
+    assert not cache.enabled
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the warning comes once
+        cache.check_writable()

@@ -65,12 +65,51 @@ def test_generic_image_folder_any_size(tmp_path: Path) -> None:
 def test_cache_is_used_and_written_atomically(image_folder: Path, isolated_cache: Path) -> None:
     load_dataset("cifar10", "test", data=image_folder)
     files = cache_files(isolated_cache)
-    assert [f.name.endswith(("-test.npz", "-train.npz")) for f in files] == [True, True]
+    assert [f.name.endswith(("-test-f2.npz", "-train-f2.npz")) for f in files] == [True, True]
     assert not [f for f in files if f.name.startswith(".")]  # no temporary leftovers
     # a damaged cache is not trusted: it is decoded again
     files[0].write_bytes(b"garbage")
     again = load_dataset("cifar10", "test", data=image_folder)
     assert again.images.shape == (20, 32, 32, 3)
+
+
+def test_a_damaged_cache_is_detected_by_its_checksum_and_repaired(image_folder: Path, isolated_cache: Path) -> None:
+    first = load_dataset("cifar10", "test", data=image_folder)
+    path = next(f for f in cache_files(isolated_cache) if "-test-" in f.name)
+    raw = bytearray(path.read_bytes())
+    for offset in (-4000, -3000, -2000, -1000):  # 4 flipped bytes inside the image array
+        raw[offset] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    again = load_dataset("cifar10", "test", data=image_folder)  # no BadZipFile, no wrong pixels
+    np.testing.assert_array_equal(again.images, first.images)
+    from bench.data import _read_cache
+
+    assert _read_cache(path, "cifar10", "test").images.shape == first.images.shape  # repaired on disk
+
+
+def test_stale_temporaries_are_swept_and_fresh_ones_kept(image_folder: Path, isolated_cache: Path) -> None:
+    import os
+    import time
+
+    load_dataset("cifar10", "test", data=image_folder)
+    stale = isolated_cache / "data" / ".cifar10-abc-test.npz.x1.tmp"
+    fresh = isolated_cache / "data" / ".cifar10-abc-test.npz.x2.tmp"
+    for f in (stale, fresh):
+        f.write_bytes(b"0" * 1000)
+    old = time.time() - 2 * 3600
+    os.utime(stale, (old, old))
+    load_dataset("cifar10", "test", data=image_folder)
+    assert not stale.exists() and fresh.exists()
+
+
+def test_an_unwritable_cache_costs_a_warning_not_the_run(image_folder: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the cache directory should be")
+    monkeypatch.setenv("SHIELDBENCH_CACHE", str(blocker))
+    with pytest.warns(UserWarning, match="cannot write the data cache .* continuing without it"):
+        d = load_dataset("cifar10", "test", data=image_folder)
+    assert d.images.shape == (20, 32, 32, 3)
 
 
 def test_missing_location_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

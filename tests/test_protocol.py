@@ -76,7 +76,12 @@ def test_malformed_files(tmp_path: Path) -> None:
     with pytest.raises(ProtocolError, match="did you mean cifar10-smoke"):
         load_protocol("cifar10-smoek")
     for old, new, message in (("seed = 0\n", "seed = 0\nsed = 1\n", "unknown key"),
-                              ("l2_threshold = 0.5", "l2_threshold = 0", "l2_threshold must be > 0"),
+                              ("l2_threshold = 0.5", "l2_threshold = 0", "l2_threshold must be a finite number > 0"),
+                              ("l2_threshold = 0.5", "l2_threshold = nan", "l2_threshold must be a finite number > 0"),
+                              ("l2_threshold = 0.5", "l2_threshold = inf", "l2_threshold must be a finite number > 0"),
+                              ("seed = 0\n", "seed = -1\n", r"s\.toml: seed must be an integer in 0\.\.2\*\*63-1, got -1"),
+                              ('["identity()"]', '["identity()", 1]', r"s\.toml: defenses\[1\] must be a defense spec string"),
+                              ('["identity()"]', '["jpeg(quality=1e400)"]', r"s\.toml: defenses\[0\]: .*not a finite number"),
                               ('["identity()"]', '["identiy()"]', "did you mean identity"),
                               ('knowledge = ["gray-box"]', 'knowledge = ["gray-box"]\nm = 3', "unknown key"),
                               ('knowledge = ["gray-box"]', 'knowledge = ["gray-box"]\neot = 4', "on an adaptive attack"),
