@@ -16,23 +16,38 @@ DEFAULT_PROTOCOL = "cifar10-smoke"
 
 
 class _Bars:
-    """Rich progress bars, one per runner stage, with ETA."""
+    """Progress of the runner's stages: rich bars with ETA on a terminal; in a log (CI, nohup),
+    plain lines, one per stage start and end and a heartbeat at least once a minute
+    (``bench.progress.LineProgress``)."""
 
     def __init__(self, console):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+        from bench.progress import LineProgress
+
+        self.console = console
+        self.lines = None if console.is_terminal else LineProgress(
+            lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
         self.progress = Progress(TextColumn("{task.description:<44}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("batches"), TimeRemainingColumn(), console=console)
+                                 TextColumn("batches"), TimeRemainingColumn(), console=console,
+                                 disable=self.lines is not None)
         self.tasks: dict[str, int] = {}
 
     def __enter__(self):
-        self.progress.__enter__()
+        (self.lines or self.progress).__enter__()
         return self
 
     def __exit__(self, *exc):
-        return self.progress.__exit__(*exc)
+        return (self.lines or self.progress).__exit__(*exc)
+
+    def log(self, message: str) -> None:
+        """A timestamped line above the bars (or in the log)."""
+        self.progress.console.log(message)
 
     def __call__(self, event) -> None:
+        if self.lines is not None:
+            self.lines(event)
+            return
         if event.stage not in self.tasks:
             self.tasks[event.stage] = self.progress.add_task(event.stage, total=event.total)
         self.progress.update(self.tasks[event.stage], completed=event.done, total=event.total)
@@ -94,14 +109,14 @@ def _score(protocol_name, defenses, console, *, data=None, cache=None, command=N
             runner.model(m)  # every model loaded and verified (sha256) before anything is crafted
         for d in defenses:
             runner.command = command(d) if command else _run_command(protocol.name, d.spec)
-            bars.progress.console.log(f"scoring [bold]{d.spec}[/] under {protocol.name} v{protocol.version}")
+            bars.log(f"scoring [bold]{d.spec}[/] under {protocol.name} v{protocol.version}")
             result = runner.records(d, *job) if job else runner.run(d)
             provenance, skipped = (result.provenance, result.skipped) if job else (result["provenance"],
                                                                                    result["skipped"])
             if extra:
                 provenance.update(extra)
             for s in skipped:
-                bars.progress.console.log(f"[yellow]skipped {s['knowledge']}[/]: {s['reason']}")
+                bars.log(f"[yellow]skipped {s['knowledge']}[/]: {s['reason']}")
             if on_result:
                 on_result(result)
             out.append(result)
@@ -371,7 +386,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     changes = compare(stored, fresh, args.tolerance)
     if changes:
         console.print(f"[red]{len(changes)} number(s) moved by more than {args.tolerance}:[/]")
-        console.print(format_changes(changes))
+        console.print(format_changes(changes), markup=False, soft_wrap=True)  # a table: never wrap mid-row
         return 1
     console.print(f"[green]ok[/]: {len(stored)} defense(s) reproduce their stored {args.protocol} numbers "
                   f"within {args.tolerance}")
