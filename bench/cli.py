@@ -298,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (DataError, ZooError, CheckpointError, ResultsError, ValueError) as e:
+    except (DataError, ZooError, CheckpointError, ResultsError, ValueError, TimeoutError) as e:
         print(f"shieldbench: error: {e}", file=sys.stderr)
         return 2
     except Exception as e:  # a host-code defense's error, wrapped by XLA's callback machinery

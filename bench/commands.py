@@ -7,7 +7,10 @@ library underneath returns data.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import signal
+import threading
 from pathlib import Path
 
 from bench.io import shell_join
@@ -295,11 +298,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
     console = _console()
     models, provenance = _load_models(args)
-    defenses = submission_defenses(args.file)
+    with _deadline(args.timeout, f"{args.file}: loading the file and its contract checks"):
+        defenses = submission_defenses(args.file)
+        for d in defenses:
+            validate_defense(d)
+            console.print(f"[green]{d.spec}: contract checks passed[/] ({', '.join(CHECKS)})")
     submission = {"submission": {"path": str(args.file), "sha256": submission_sha256(args.file)}, **provenance}
-    for d in defenses:
-        validate_defense(d)
-        console.print(f"[green]{d.spec}: contract checks passed[/] ({', '.join(CHECKS)})")
     if args.record:
         _writable(_results_dir(args), "results")
     results = _score(args.protocol, defenses, console, data=args.data, extra=submission,
@@ -314,6 +318,31 @@ def cmd_submit(args: argparse.Namespace) -> int:
     else:
         console.print("not recorded (add --record to write the results and the leaderboard)")
     return 0
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float, what: str):
+    """Raises ``TimeoutError`` (a clean CLI error) when the block runs longer than ``seconds``.
+
+    A submission's own code (its import, tracing its transform, the contract checks) runs
+    under it, so one that sleeps or loops fails with a message instead of hanging silently.
+    SIGALRM interrupts Python code, not a long call inside XLA; without SIGALRM (Windows, or
+    off the main thread) there is no limit.
+    """
+    if seconds <= 0 or not hasattr(signal, "SIGALRM") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise TimeoutError(f"{what} took longer than --timeout {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _same_data(stored: list[dict], args: argparse.Namespace) -> None:
@@ -480,6 +509,8 @@ def add_parsers(sub, data_help: str) -> None:
     s.add_argument("--results", help=results_help)
     s.add_argument("--data", help=data_help)
     s.add_argument("--model", action="append", metavar="FILE", help=MODEL_HELP)
+    s.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS",
+                   help="limit on loading the file and its contract checks (default 600; 0: none)")
     s.set_defaults(func=cmd_submit)
 
     x = sub.add_parser("export", help="write a defense's adversarial images with their indices (.npz)")

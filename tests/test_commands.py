@@ -239,3 +239,20 @@ def test_an_unwritable_adversarial_cache_costs_one_warning_not_the_run(world, tm
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the warning comes once
         cache.check_writable()
+
+
+@pytest.mark.parametrize("where", ["import", "call"])
+def test_a_submission_that_sleeps_is_stopped_by_the_timeout(tmp_path: Path, capsys, where: str) -> None:
+    import time
+
+    f = tmp_path / f"sleepy_{where}.py"
+    src = GOOD.format(name=f"sleepy_{where}")
+    if where == "import":
+        src = "import time\ntime.sleep(60)\n" + src
+    else:  # sleeps while its transform is traced (the contract checks call it)
+        src = src.replace("del key\n", "del key\n        __import__('time').sleep(60)\n")
+    f.write_text(src)
+    start = time.monotonic()
+    assert main(["submit", str(f), "--protocol", "tiny", "--timeout", "2"]) == 2
+    assert time.monotonic() - start < 30
+    assert "took longer than --timeout 2 s" in capsys.readouterr().err
