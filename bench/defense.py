@@ -36,12 +36,18 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from attacks.target import AttackTarget
 from bench.registry import Registry, SpecError, format_spec, parse_spec, unknown_name
 from bench.transform import TRANSFORMS, Images, Transform, bpda, build_transform
 
 BASE_MODEL = "resnet20"
+RANGE_SLACK = 1e-6  # float rounding a transform may leave outside [0, 1] before it counts as out of range
+
+
+class DefendedBatchError(ValueError):
+    """A transform's output on a batch being scored is not a valid image batch."""
 VOTES = ("mean_logits", "majority")
 PAIRINGS = ("zip", "product")
 
@@ -228,16 +234,31 @@ class DefendedClassifier:
         def scores(x: Images, key: jax.Array) -> jax.Array:
             return combine(view_logits(x, key, None), defense.vote)
 
+        def checked_labels(x: Images, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+            """Defended labels ``[B]`` and, per view, the counts of non-finite and out-of-range
+            values the transform produced ``[V, 2]`` (shape and dtype are checked as it traces)."""
+            logits, bad = [], []
+            for i, (t, m) in enumerate(views):
+                y = t(x, jax.random.fold_in(key, i))
+                if getattr(y, "shape", None) != x.shape or getattr(y, "dtype", None) != x.dtype:
+                    raise DefendedBatchError(
+                        f"{defense.spec}: transform {t.spec} returned {getattr(y, 'shape', type(y).__name__)} "
+                        f"{getattr(y, 'dtype', '')} for a batch of {x.shape} {x.dtype} (check 'shape'/'dtype')")
+                finite = jnp.isfinite(y)
+                bad.append(jnp.stack([jnp.sum(~finite), jnp.sum(finite & ((y < -RANGE_SLACK) | (y > 1 + RANGE_SLACK)))]))
+                logits.append(models[m](y))
+            return jnp.argmax(combine(jnp.stack(logits), defense.vote), axis=-1), jnp.stack(bad)
+
         self._scores = scores
         self._targets: dict[tuple[str, int], AttackTarget] = {}
 
         self.scores: Callable[[Images, jax.Array], jax.Array] = jax.jit(scores)
         """``(x [B,H,W,C], key) -> [B, K]`` scores whose argmax is the defended prediction."""
 
-        self._vmap_draws: Callable[[Images, jax.Array], jax.Array] | None = None
+        self._checked = jax.jit(checked_labels)
+        self._vmap_draws: Callable[[Images, jax.Array], tuple[jax.Array, jax.Array]] | None = None
         if all(t.key_free_work for t, _ in views):
-            self._vmap_draws = jax.jit(jax.vmap(lambda x, key: jnp.argmax(scores(x, key), axis=-1),
-                                                in_axes=(None, 0)))
+            self._vmap_draws = jax.jit(jax.vmap(checked_labels, in_axes=(None, 0)))
 
         def attack_logits(x: Images, keys: jax.Array, surrogate: str = "identity") -> jax.Array:
             per_key = jax.vmap(lambda k: jnp.mean(view_logits(x, k, surrogate), axis=0))(keys)
@@ -272,9 +293,25 @@ class DefendedClassifier:
                 randomized=self.defense.randomized)
         return self._targets[surrogate, eot]
 
+    def _raise_if_bad(self, bad: np.ndarray, batch: tuple[int, ...]) -> None:
+        """Stops scoring when a transform's output was not finite or left [0, 1] (``bad`` ``[..., V, 2]``)."""
+        bad = np.asarray(bad).reshape(-1, len(self.defense.views()), 2).sum(axis=0)
+        for (t, _), (non_finite, out_of_range) in zip(self.defense.views(), bad):
+            if non_finite or out_of_range:
+                check, n = ("finite", non_finite) if non_finite else ("range", out_of_range)
+                raise DefendedBatchError(f"{self.defense.spec}: transform {t.spec} failed the check {check!r} on a "
+                                         f"batch of {batch[0]} images: {int(n)} "
+                                         f"{'non-finite values' if check == 'finite' else 'values outside [0, 1]'}")
+
     def predict(self, x: Images, key: jax.Array) -> jax.Array:
-        """Defended labels ``[B]``."""
-        return jnp.argmax(self.scores(x, key), axis=-1)
+        """Defended labels ``[B]``; every transformed batch is checked (finite, in [0, 1]) first.
+
+        Raises:
+            DefendedBatchError: naming the defense, the transform and the failed check.
+        """
+        labels, bad = self._checked(x, key)
+        self._raise_if_bad(bad, x.shape)
+        return labels
 
     def predict_draws(self, x: Images, keys: jax.Array) -> jax.Array:
         """Defended labels ``[R, B]`` for R draws of the randomness: row r is ``predict(x, keys[r])``.
@@ -285,5 +322,7 @@ class DefendedClassifier:
         which measured faster for the DCT-based defenses.
         """
         if self._vmap_draws is not None:
-            return self._vmap_draws(x, keys)
+            labels, bad = self._vmap_draws(x, keys)
+            self._raise_if_bad(bad, x.shape)
+            return labels
         return jnp.stack([self.predict(x, key) for key in keys])

@@ -48,7 +48,7 @@ from attacks.worst_case import WorstCase
 from bench.adaptive import run_worst_case
 from bench.cache import AdversarialCache, CachedBatch
 from bench.data import load_dataset, subset_indices
-from bench.defense import DefendedClassifier, Defense
+from bench.defense import DefendedBatchError, DefendedClassifier, Defense
 from bench.io import sha256_bytes
 from bench.jobs import Partial, Selection, Shard
 from bench.metrics import COST_BATCH, AttackRecords, CleanRecords
@@ -258,7 +258,10 @@ class Runner:
             if pad:
                 xb = np.concatenate([xb, np.zeros((pad, *xb.shape[1:]), xb.dtype)])
             keys = jnp.stack([jax.random.fold_in(kr, first_batch + i // b) for kr in draw_keys])
-            pred = np.asarray(predict_draws(_place(xb), keys))[:, : b - pad]
+            try:
+                pred = np.asarray(predict_draws(_place(xb), keys))[:, : b - pad]
+            except DefendedBatchError as e:
+                raise DefendedBatchError(f"{e} (scoring {stream}, batch {first_batch + i // b})") from None
             out[:, i : i + b] = pred == y[None, i : i + b]
         return out
 

@@ -256,3 +256,18 @@ def test_a_submission_that_sleeps_is_stopped_by_the_timeout(tmp_path: Path, caps
     assert main(["submit", str(f), "--protocol", "tiny", "--timeout", "2"]) == 2
     assert time.monotonic() - start < 30
     assert "took longer than --timeout 2 s" in capsys.readouterr().err
+
+
+def test_a_transform_broken_only_on_real_batch_sizes_is_stopped_before_it_is_scored(world, tmp_path: Path,
+                                                                                     capsys) -> None:
+    f = tmp_path / "late_nan.py"
+    f.write_text(GOOD.format(name="late_nan").replace(
+        "del key\n        return jnp.round(x * (self.levels - 1)) / (self.levels - 1)",
+        "del key\n        y = jnp.round(x * (self.levels - 1)) / (self.levels - 1)\n"
+        "        return jnp.where(x.shape[0] > 4, y * jnp.nan, y)  # the contract's batch has 4 images"))
+    assert main(["submit", str(f), "--protocol", "tiny", "--record", "--results", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "late_nan(levels=8): transform late_nan(levels=8) failed the check 'finite'" in err or \
+        "late_nan(): transform late_nan() failed the check 'finite'" in err, err
+    assert "batch 0" in err, err
+    assert not list((tmp_path / "r").rglob("*.json"))  # nothing scored, nothing written
