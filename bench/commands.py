@@ -75,16 +75,18 @@ MODEL_HELP = ("a Python file that registers your own model(s) with bench.registe
               "protocol's base or a defense's member (repeatable)")
 
 
+def _model_argv(paths: list[str]) -> list[str]:
+    """``["--model", FILE, ...]`` for reproducing commands."""
+    return [a for p in paths for a in ("--model", p)]
+
+
 def _load_models(args: argparse.Namespace) -> tuple[list[str], dict]:
     """Loads the ``--model`` files; returns their argv (for reproducing commands) and provenance."""
     from bench.submit import load_model_file, submission_sha256
 
-    argv, files = [], []
-    for f in getattr(args, "model", None) or []:
-        names = load_model_file(f)
-        argv += ["--model", str(f)]
-        files.append({"path": str(f), "sha256": submission_sha256(f), "models": names})
-    return argv, ({"model_files": files} if files else {})
+    files = [{"path": str(f), "sha256": submission_sha256(f), "models": load_model_file(f)}
+             for f in getattr(args, "model", None) or []]
+    return _model_argv([f["path"] for f in files]), ({"model_files": files} if files else {})
 
 
 def _score(protocol_name, defenses, console, *, data=None, cache=None, command=None, extra=None,
@@ -280,7 +282,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     if args.results:
         merge += ["--results", str(Path(args.results).resolve())]
     jobs = job_argvs(protocol, specs, args.shards, args.split_attacks, partials,
-                     [str(Path(a).resolve()) if a != "--model" else a for a in models])
+                     _model_argv([str(Path(f).resolve()) for f in args.model or []]))
     command = shell_join(["shieldbench", "jobs", "--protocol", protocol.name, "--shards", str(args.shards),
                           *(["--split-attacks"] if args.split_attacks else []), "--slurm", str(args.slurm)])
     written = write_slurm(args.slurm, jobs, merge, options, command)
@@ -345,6 +347,22 @@ def _deadline(seconds: float, what: str):
         signal.signal(signal.SIGALRM, previous)
 
 
+def _reload(result: dict, recorded: dict, what: str, hint: str, load, console) -> None:
+    """Loads a file a stored result recorded (``{"path", "sha256"}``), saying if it changed since.
+
+    Raises:
+        ValueError: the file is missing.
+    """
+    from bench.submit import submission_sha256
+
+    path = Path(recorded["path"])
+    if not path.is_file():
+        raise ValueError(f"{result['defense']['spec']}: its {what} {path} is missing{hint}")
+    if submission_sha256(path) != recorded["sha256"]:
+        console.print(f"[yellow]{path} changed since its results were recorded[/]")
+    load(path)
+
+
 def _same_data(stored: list[dict], args: argparse.Namespace) -> None:
     """Refuses to compare results computed on another copy of the data (e.g. PNG vs JPEG CIFAR-10)."""
     from bench.data import load_dataset
@@ -379,29 +397,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     if not stored:
         raise ValueError(f"no stored results for protocol {args.protocol!r} in {_results_dir(args)}")
     _same_data(stored, args)
-    for r in stored:  # defenses that came from a submission file: load it again (it must be unchanged)
+    from bench.submit import load_model_file, load_submission
+    from bench.user_models import USER_MODELS
+
+    for r in stored:  # files a result was scored with: load them again (they should be unchanged)
         sub = r["provenance"].get("submission")
         if sub and r["defense"]["spec"].split("(")[0] not in _registered_names():
-            from bench.submit import load_submission, submission_sha256
-
-            path = Path(sub["path"])
-            if not path.is_file():
-                raise ValueError(f"{r['defense']['spec']}: its submission file {path} is missing")
-            if submission_sha256(path) != sub["sha256"]:
-                console.print(f"[yellow]{path} changed since its results were recorded[/]")
-            load_submission(path)
-        for f in r["provenance"].get("model_files", []):  # the --model files it was scored with
-            from bench.submit import load_model_file, submission_sha256
-            from bench.user_models import USER_MODELS
-
-            if set(f["models"]) <= set(USER_MODELS):
-                continue
-            path = Path(f["path"])
-            if not path.is_file():
-                raise ValueError(f"{r['defense']['spec']}: its model file {path} is missing (give it with --model)")
-            if submission_sha256(path) != f["sha256"]:
-                console.print(f"[yellow]{path} changed since its results were recorded[/]")
-            load_model_file(path)
+            _reload(r, sub, "submission file", "", load_submission, console)
+        for f in r["provenance"].get("model_files", []):  # the --model files
+            if not set(f["models"]) <= set(USER_MODELS):
+                _reload(r, f, "model file", " (give it with --model)", load_model_file, console)
     import tempfile
 
     from bench.cache import AdversarialCache

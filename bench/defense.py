@@ -224,12 +224,16 @@ class DefendedClassifier:
         self.defense = defense
         views = defense.views()
 
-        def view_logits(x: Images, key: jax.Array, surrogate: str | None) -> jax.Array:
+        def view_images(x: Images, key: jax.Array, surrogate: str | None = None) -> list[jax.Array]:
+            """Each view's transformed images (through BPDA with ``surrogate``, if one is given)."""
             out = []
-            for i, (t, m) in enumerate(views):
+            for i, (t, _) in enumerate(views):
                 fn = t if surrogate is None else bpda(t, surrogate if surrogate in t.surrogates else "identity")
-                out.append(models[m](fn(x, jax.random.fold_in(key, i))))
-            return jnp.stack(out)
+                out.append(fn(x, jax.random.fold_in(key, i)))
+            return out
+
+        def view_logits(x: Images, key: jax.Array, surrogate: str | None) -> jax.Array:
+            return jnp.stack([models[m](y) for y, (_, m) in zip(view_images(x, key, surrogate), views)])
 
         def scores(x: Images, key: jax.Array) -> jax.Array:
             return combine(view_logits(x, key, None), defense.vote)
@@ -238,8 +242,7 @@ class DefendedClassifier:
             """Defended labels ``[B]`` and, per view, the counts of non-finite and out-of-range
             values the transform produced ``[V, 2]`` (shape and dtype are checked as it traces)."""
             logits, bad = [], []
-            for i, (t, m) in enumerate(views):
-                y = t(x, jax.random.fold_in(key, i))
+            for y, (t, m) in zip(view_images(x, key), views):
                 if getattr(y, "shape", None) != x.shape or getattr(y, "dtype", None) != x.dtype:
                     raise DefendedBatchError(
                         f"{defense.spec}: transform {t.spec} returned {getattr(y, 'shape', type(y).__name__)} "
@@ -268,8 +271,7 @@ class DefendedClassifier:
         """``(x, keys [K], surrogate) -> [B, K]``: mean logits through BPDA with ``surrogate``,
         averaged over the EOT keys."""
 
-        self.preprocess: Callable[[Images, jax.Array], jax.Array] = jax.jit(
-            lambda x, key: [t(x, jax.random.fold_in(key, i)) for i, (t, _) in enumerate(views)])
+        self.preprocess: Callable[[Images, jax.Array], list[jax.Array]] = jax.jit(view_images)
         """All views' transformed images (for timing the defense's own cost)."""
 
     def target(self, surrogate: str = "identity", eot: int = 1) -> AttackTarget:
@@ -295,8 +297,9 @@ class DefendedClassifier:
 
     def _raise_if_bad(self, bad: np.ndarray, batch: tuple[int, ...]) -> None:
         """Stops scoring when a transform's output was not finite or left [0, 1] (``bad`` ``[..., V, 2]``)."""
-        bad = np.asarray(bad).reshape(-1, len(self.defense.views()), 2).sum(axis=0)
-        for (t, _), (non_finite, out_of_range) in zip(self.defense.views(), bad):
+        views = self.defense.views()
+        bad = np.asarray(bad).reshape(-1, len(views), 2).sum(axis=0)
+        for (t, _), (non_finite, out_of_range) in zip(views, bad):
             if non_finite or out_of_range:
                 check, n = ("finite", non_finite) if non_finite else ("range", out_of_range)
                 raise DefendedBatchError(f"{self.defense.spec}: transform {t.spec} failed the check {check!r} on a "

@@ -34,8 +34,7 @@ import numpy as np
 
 from bench.defense import DEFENSES, Defense, build_defense
 from bench.host import HostTransform, host_error_in, host_name
-from bench.transform import build_transform
-from bench.transform import TRANSFORMS, Transform, bpda
+from bench.transform import TRANSFORMS, Transform, bpda, build_transform
 
 
 CHECKS = ("spec", "runs", "shape", "dtype", "finite", "range", "deterministic", "randomized", "jit", "approx")
