@@ -9,7 +9,9 @@ A ``worst_case(attacks=..., check=...)`` attack (``attacks.worst_case``; Croce &
 2. **Stages.** The ensemble's attacks run in order, gradient attacks once per surrogate the
    defense offers (``Defense.surrogates``: the identity first, then e.g. JPEG's ``cubic`` and
    ``ste``, the median's ``own``), gradient-free ones once, then the ``check`` through every
-   surrogate with 2K EOT samples. Each runs only on the images still *alive*: right in at least
+   surrogate with 2K EOT samples, then, in a unit where the check broke an image, the
+   ``escalate`` attack through every surrogate with 2K EOT samples, round after round while the
+   previous round broke an image (at most ``rounds``). Each runs only on the images still *alive*: right in at least
    one selection draw under the best example found so far. Every new example is scored under
    selection draws, and per image the example the defense gets right least often is kept
    (ties keep the earlier one, an adversarial example over the clean image). The first stage
@@ -58,11 +60,15 @@ def pad_sizes(chunk: int) -> tuple[int, ...]:
 
 @dataclasses.dataclass(frozen=True)
 class PlannedStage:
-    """One stage to run: an attack, its surrogate (None: gradient-free), whether it is the check."""
+    """One stage to run: an attack, its surrogate (None: gradient-free), whether it is the check.
+
+    ``round`` is 0 except for the escalation's stages (1, 2, ...), which count as checks.
+    """
 
     attack: Attack
     surrogate: str | None
     check: bool
+    round: int = 0
 
     @property
     def label(self) -> str:
@@ -79,6 +85,11 @@ def plan_stages(ensemble: WorstCase, defense: Defense) -> list[PlannedStage]:
             out.append(PlannedStage(attack, None, check))
         else:
             out += [PlannedStage(attack, s, check) for s in defense.surrogates()]
+    if ensemble.escalate:
+        attack = build_attack(ensemble.escalate)
+        for r in range(1, ensemble.rounds + 1):
+            out += [PlannedStage(attack, None if attack.gradient_free else s, True, r)
+                    for s in ([None] if attack.gradient_free else defense.surrogates())]
     return out
 
 
@@ -107,10 +118,13 @@ def run_worst_case(runner: Runner, ensemble: WorstCase, defense: Defense, clf: D
         key_parts: what the adaptive examples depend on besides the stage (cache key).
     """
     stages = plan_stages(ensemble, defense)
+    n_base = sum(st.round == 0 for st in stages)
     views = len(defense.views())
     ran, secs = np.zeros(len(stages), np.int64), np.zeros(len(stages))
     xs, outs = [], []
-    name = repr(ensemble)
+    # the stages before the escalation keep the keys and cache entries of the same ensemble
+    # without one: adding an escalation to a protocol re-crafts nothing
+    name, full = repr(ensemble.base()), repr(ensemble)
     for j, unit in enumerate(units):
         b = first + j
         x, y = runner.x[unit], runner.y[unit]
@@ -118,10 +132,15 @@ def run_worst_case(runner: Runner, ensemble: WorstCase, defense: Defense, clf: D
         best = runner.correct(clf.predict_draws, x, y, draws, f"select|{name}|clean", b).mean(axis=0)
         adversarial = np.zeros(len(unit), bool)
         outcome = np.where(best == 0, 0, -1).astype(np.int8)
+        broke = np.zeros(ensemble.rounds + 1, np.int64)  # per round (0: the check) images it broke
         for s, st in enumerate(stages, start=1):
             alive = np.nonzero(best > 0)[0]
             if len(alive) == 0:
                 break
+            if st.round and not broke[st.round - 1]:
+                break  # the check (or the last round) broke nothing here: converged
+            label = (f"{st.label} [{s}/{n_base}]" if not st.round
+                     else f"{st.label} [escalation {st.round}/{ensemble.rounds}, stage {s}]")
             k = (2 * eot if st.check else eot) if defense.randomized else 1
             target = clf.target(st.surrogate or defense.surrogates()[0], k)
             if s == 1 and st.surrogate in (None, defense.surrogates()[0]) and not st.check:
@@ -136,20 +155,24 @@ def run_worst_case(runner: Runner, ensemble: WorstCase, defense: Defense, clf: D
                 chunk = min(CHUNK, max(1, runner.protocol.batch_size // (k * views)))
                 per_unit = -(-runner.protocol.batch_size // chunk)
                 batches = [(b * per_unit + i // chunk, unit[alive[i : i + chunk]]) for i in range(0, len(alive), chunk)]
-                parts = {**key_parts, "eot": k, "surrogate": st.surrogate, "stage": s, "ensemble": name}
-                x_adv, _, seconds = runner.craft(f"adaptive {st.label} [{s}/{len(stages)}]", st.attack, batches,
+                parts = {**key_parts, "eot": k, "surrogate": st.surrogate, "stage": s,
+                         "ensemble": full if st.round else name}
+                x_adv, _, seconds = runner.craft(f"adaptive {label}", st.attack, batches,
                                                  lambda _b, t=target: t, parts, pad_to=pad_sizes(chunk))
                 crafted = len(alive)
-            rate = runner.correct(clf.predict_draws, x_adv, y[alive], draws, f"select|{name}|{s}", b).mean(axis=0)
+            stream = f"select|{full if st.round else name}|{s}"
+            rate = runner.correct(clf.predict_draws, x_adv, y[alive], draws, stream, b).mean(axis=0)
             better = (rate < best[alive]) | ((rate == best[alive]) & ~adversarial[alive])
             idx = alive[better]
             best_x[idx], best[idx], adversarial[idx] = x_adv[better], rate[better], True
             outcome[alive[(rate == 0)]] = s
+            if st.check:
+                broke[st.round] += int(np.sum(rate == 0))
             ran[s - 1] += crafted
             secs[s - 1] += seconds
         xs.append(best_x)
         outs.append(outcome)
-    recorded = tuple(Stage(repr(st.attack), st.surrogate, st.check, int(ran[i]), float(secs[i]))
+    recorded = tuple(Stage(repr(st.attack), st.surrogate, st.check, int(ran[i]), float(secs[i]), st.round)
                      for i, st in enumerate(stages))
     shape = (0, *runner.x.shape[1:])
     return WorstCaseRun(np.concatenate([np.zeros(shape, np.float32), *xs]),

@@ -64,6 +64,7 @@ class Stage:
         check: whether it is the ensemble's convergence check.
         ran: images it attacked (the survivors of the earlier stages).
         seconds: its crafting time.
+        round: the escalation round (1, 2, ...; a check) or 0 for every other stage.
     """
 
     attack: str
@@ -71,13 +72,18 @@ class Stage:
     check: bool
     ran: int
     seconds: float
+    round: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        if not self.round:  # results written before escalation existed read and write back unchanged
+            del out["round"]
+        return out
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> Stage:
-        return Stage(str(d["attack"]), d["surrogate"], bool(d["check"]), int(d["ran"]), float(d["seconds"]))
+        return Stage(str(d["attack"]), d["surrogate"], bool(d["check"]), int(d["ran"]), float(d["seconds"]),
+                     int(d.get("round", 0)))
 
 
 OUTCOME_CHARS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"

@@ -27,10 +27,14 @@ would have missed, or, for ``check``, that the headline may still be too high:
   stages of the ensemble left robust: an identity-only evaluation overstates robustness.
 * ``check``: the convergence check (the protocol's stronger attack run last, e.g. twice the steps,
   with twice the EOT samples for randomized defenses) still broke images: the ensemble had not
-  converged.
+  converged. Where the ensemble ``escalate``s, the headline also includes what the escalation
+  rounds broke after the check.
+* ``escalation``: the last escalation round the ensemble allows still broke an image, so the
+  stopping rule (a round that breaks nothing) was never met: the worst case may still be too high.
 
-Each fires when its stages broke more than ``max(IMAGE_MARGIN_MIN, IMAGE_MARGIN * n)`` of the
-entry's n images (more than 2 images, and more than 0.5% of them).
+``square``, ``surrogate`` and ``check`` fire when their stages broke more than
+``max(IMAGE_MARGIN_MIN, IMAGE_MARGIN * n)`` of the entry's n images (more than 2 images, and more
+than 0.5% of them); ``escalation`` on any image, since its rule is that nothing more breaks.
 
 Comparisons between entries on different image subsets use a margin of
 ``max(MARGIN, 2 * binomial standard error)`` to stay above sampling noise.
@@ -61,7 +65,10 @@ EXPLANATIONS = {
                  "robustness)",
     "check": "the convergence check (a stronger attack run last, 2x EOT samples for randomized defenses) still "
              "broke more than 0.5% of the images (and more than 2) that the ensemble left robust (not converged: "
-             "the worst case may still be too high)",
+             "the worst case may still be too high; where the ensemble escalates, the headline includes what its "
+             "longer, restarted rounds broke after the check)",
+    "escalation": "the last escalation round the ensemble allows still broke an image (the worst case may still be "
+                  "too high)",
 }
 
 
@@ -70,17 +77,21 @@ def _broke(entry: dict[str, Any], which) -> int:
 
 
 def ensemble_flags(entry: dict[str, Any]) -> list[str]:
-    """The per-image flags (``square``, ``surrogate``, ``check``) of one worst-case entry."""
+    """The per-image flags (``square``, ``surrogate``, ``check``, ``escalation``) of one worst-case entry."""
     if "stages" not in entry:
         return []
     limit = max(IMAGE_MARGIN_MIN, IMAGE_MARGIN * entry["n"])
     default = next((st["surrogate"] for st in entry["stages"] if st["surrogate"]), None)
+    last = max((st.get("round", 0) for st in entry["stages"]), default=0)
     counts = {
         "square": _broke(entry, lambda st: st["surrogate"] is None and not st["check"]),
         "surrogate": _broke(entry, lambda st: st["surrogate"] not in (None, default) and not st["check"]),
-        "check": _broke(entry, lambda st: st["check"]),
+        "check": _broke(entry, lambda st: st["check"] and not st.get("round", 0)),
     }
-    return [code for code, broke in counts.items() if broke > limit]
+    flags = [code for code, broke in counts.items() if broke > limit]
+    if last and _broke(entry, lambda st: st.get("round", 0) == last) > 0:
+        flags.append("escalation")
+    return flags
 
 
 def _margin(a: dict[str, Any], b: dict[str, Any]) -> float:
@@ -120,7 +131,7 @@ def sanity_flags(result: dict[str, Any]) -> list[str]:
                 break
         if "steps" in flags:
             break
-    for code in ("square", "surrogate", "check"):
+    for code in ("square", "surrogate", "check", "escalation"):
         if any(code in ensemble_flags(e) for e in linf if e["knowledge"] == "adaptive"):
             flags.append(code)
     return flags

@@ -115,3 +115,33 @@ def test_later_stages_pad_survivors_to_the_smallest_size_that_holds_them(world: 
     assert len(seen) == 4  # cached
     runner.craft("test", attack, batches[:1], lambda b: None, {"case": "padding"}, pad_to=(20,))
     assert seen[4:] == [20]  # the padded size is part of the cache key: another padding is crafted anew
+
+
+def test_escalation_runs_only_where_the_check_broke_and_recrafts_nothing_before_it(
+        world: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from attacks import build_attack
+    from attacks.apgd import APGD
+    from bench import build_defense
+    from bench.protocol import AttackPlan
+
+    weak = ("worst_case(attacks=('pgd(eps=3, steps=1)',), check='apgd_ce(eps=3, steps=4)'")
+    escalating = build_attack(weak + ", escalate='apgd_ce(eps=3, steps=4, restarts=2)', rounds=2)")
+    assert repr(escalating.base()) == repr(build_attack(weak + ")"))  # the cache key of the stages before it
+    defense = build_defense("median(size=3)")
+    (plain,) = _runner((AttackPlan(weak + ")", ("adaptive",)),)).records(defense).attacks
+    calls = []
+    original = APGD.run
+    monkeypatch.setattr(APGD, "run", lambda self, *a: calls.append(repr(self)) or original(self, *a))
+    (esc,) = _runner((AttackPlan(repr(escalating), ("adaptive",)),)).records(defense).attacks
+    assert set(calls) <= {"apgd_ce(eps=3, steps=4, restarts=2)"}  # the check came from the cache
+    assert [(s.check, s.round) for s in esc.stages] == [(False, 0)] * 2 + [(True, 0)] * 2 + [(True, 1)] * 2 + [
+        (True, 2)] * 2
+    broke = [int(np.sum(esc.outcome == i)) for i in range(1, len(esc.stages) + 1)]
+    assert broke[:4] == [int(np.sum(plain.outcome == i)) for i in range(1, 5)]  # the same stages, the same images
+    assert sum(broke[2:4]) > 0, "the tiny world's check should break something here, or this test tests nothing"
+    assert esc.stages[4].ran > 0 and len(calls) > 0
+    if sum(broke[4:6]) == 0:
+        assert esc.stages[6].ran == esc.stages[7].ran == 0  # a round that breaks nothing ends the escalation
+    # per image the escalated worst case is at least the plain one, and it says which image survived
+    assert not np.any(esc.correct[0] & ~plain.correct[0])
+    assert np.array_equal(esc.outcome < 0, esc.correct[0])

@@ -23,7 +23,9 @@ def batch():
     return x, jnp.argmax(linear_model()(x), -1)
 
 
-@pytest.mark.parametrize("spec", ["fgsm(eps=8)", "ifgsm(eps=8, steps=5)", "pgd(eps=8)"])
+@pytest.mark.parametrize("spec", ["fgsm(eps=8)", "ifgsm(eps=8, steps=5)", "pgd(eps=8)",
+                                  "worst_case(attacks=('fgsm(eps=8)',), check='pgd(eps=8, steps=2)', "
+                                  "escalate='pgd(eps=8, steps=5)', rounds=2)"])
 def test_linf_attacks_respect_the_budget_and_fool(spec: str, batch) -> None:
     x, y = batch
     out = build_attack(spec).run(linear_model(), x, y, jax.random.key(0))
@@ -67,12 +69,17 @@ def test_random_start_follows_the_key(batch) -> None:
 
 
 @pytest.mark.parametrize("spec", ["fgsm(eps=0)", "pgd(eps=8, steps=0)", "ifgsm(eps=8, steps=2.5)", "cw_l2(confidence=-1)",
-                                  "pgd(epsilon=8)", "pgd()", "pointwise()"])
+                                  "pgd(epsilon=8)", "pgd()", "pointwise()",
+                                  "worst_case(attacks=('pgd(eps=8)',), escalate='apgd_ce(eps=8)')",  # no check
+                                  "worst_case(attacks=('pgd(eps=8)',), check='pgd(eps=8)', escalate='pgd(eps=4)')",
+                                  "worst_case(attacks=('pgd(eps=8)',), check='pgd(eps=8)', escalate='pgd(eps=8)', "
+                                  "rounds=0)"])
 def test_bad_specs(spec: str) -> None:
     with pytest.raises(SpecError):
         build_attack(spec)
 
 
 def test_repr_round_trip() -> None:
-    for spec in ["fgsm(eps=8)", "pgd(eps=4, steps=100)", "cw_l2(steps=50)", "deepfool_l2(candidates=5)"]:
+    for spec in ["fgsm(eps=8)", "pgd(eps=4, steps=100)", "cw_l2(steps=50)", "deepfool_l2(candidates=5)",
+                 "worst_case(attacks=('pgd(eps=8)',), check='pgd(eps=8)', escalate='apgd_ce(eps=8, restarts=4)')"]:
         assert repr(build_attack(spec)) == spec and build_attack(repr(build_attack(spec))) == build_attack(spec)

@@ -48,9 +48,10 @@ def test_unconverged_needs_at_least_as_many_eot_samples() -> None:
     assert sanity_flags(r) == []
 
 
-def stage(attack: str, surrogate: str | None, broke: int, check: bool = False) -> dict:
-    return {"attack": attack, "surrogate": surrogate, "check": check, "ran": 100, "seconds": 1.0, "broke": broke,
-            "robust_after": 0.0}
+def stage(attack: str, surrogate: str | None, broke: int, check: bool = False, round: int = 0) -> dict:
+    out = {"attack": attack, "surrogate": surrogate, "check": check, "ran": 100, "seconds": 1.0, "broke": broke,
+           "robust_after": 0.0}
+    return out | ({"round": round} if round else {})
 
 
 def worst(n: int, *stages: dict) -> dict:
@@ -74,3 +75,16 @@ def test_ensemble_flags_count_images_per_stage_kind() -> None:
     # a check stage through a non-default surrogate counts for "check" only
     r = row(worst(1000, stage("pgd(eps=8)", "identity", 300), stage("apgd_ce(eps=8)", "cubic", 9, check=True)))
     assert sanity_flags(r) == ["check"]
+
+
+def test_escalation_counts_apart_from_the_check_and_flags_a_last_round_that_still_broke() -> None:
+    long = "apgd_ce(eps=8, steps=1000, restarts=4)"
+    base = [stage("pgd(eps=8)", "identity", 300), stage("apgd_ce(eps=8, steps=200)", "identity", 2, check=True)]
+    # the escalation broke 9 after the check: the headline has them, but the check itself broke 2 (noise)
+    converged = worst(1000, *base, stage(long, "identity", 9, True, 1), stage(long, "identity", 0, True, 2),
+                      stage(long, "identity", 0, True, 3))
+    assert sanity_flags(row(converged)) == []
+    # one image broken in the last round allowed: the stopping rule was never met
+    open_ = worst(1000, *base, stage(long, "identity", 9, True, 1), stage(long, "identity", 3, True, 2),
+                  stage(long, "cubic", 1, True, 3))
+    assert sanity_flags(row(open_)) == ["escalation"]
