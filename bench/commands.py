@@ -300,17 +300,30 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
     console = _console()
     models, provenance = _load_models(args)
-    with _deadline(args.timeout, f"{args.file}: loading the file and its contract checks"):
-        defenses = submission_defenses(args.file)
+    if args.trust:
+        with _deadline(args.timeout, f"{args.file}: loading the file and its contract checks"):
+            defenses = submission_defenses(args.file)
+            for d in defenses:
+                validate_defense(d)
+                console.print(f"[green]{d.spec}: contract checks passed[/] ({', '.join(CHECKS)})")
+    else:
+        if args.timeout <= 0:
+            raise ValueError("--timeout must be positive for a sandboxed submission (each call of its code has it)")
+        defenses = submission_defenses(args.file, trust=False, timeout=args.timeout)
         for d in defenses:
             validate_defense(d)
-            console.print(f"[green]{d.spec}: contract checks passed[/] ({', '.join(CHECKS)})")
-    submission = {"submission": {"path": str(args.file), "sha256": submission_sha256(args.file)}, **provenance}
+            console.print(f"[green]{d.spec}: contract checks passed[/] ({', '.join(CHECKS)}), in the sandbox and "
+                          "through it")
+    isolation = _isolation(defenses) if not args.trust else None
+    submission = {"submission": {"path": str(args.file), "sha256": submission_sha256(args.file),
+                                 "trusted": bool(args.trust), **({"isolation": isolation} if isolation else {})},
+                  **provenance}
     if args.record:
         _writable(_results_dir(args), "results")
     results = _score(args.protocol, defenses, console, data=args.data, extra=submission,
                      command=lambda d: shell_join(["shieldbench", "submit", str(args.file), "--protocol",
-                                                   args.protocol, *models, "--record"]))
+                                                   args.protocol, *models, *(["--trust"] if args.trust else []),
+                                                   "--record"]))
     _rows(results, console)
     if args.record:
         root = _results_dir(args)
@@ -320,6 +333,18 @@ def cmd_submit(args: argparse.Namespace) -> int:
     else:
         console.print("not recorded (add --record to write the results and the leaderboard)")
     return 0
+
+
+def _isolation(defenses: list) -> dict | None:
+    """What the sandbox of a submission's defenses applied (``bench.isolation.Confinement``)."""
+    from bench.sandbox import RemoteTransform
+
+    for d in defenses:
+        for t in d.transforms:
+            if isinstance(t, RemoteTransform):
+                c = t.box.confinement
+                return {k: c[k] for k in ("landlock_abi", "network", "cpu_seconds", "warnings")}
+    return None
 
 
 @contextlib.contextmanager
@@ -397,13 +422,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     if not stored:
         raise ValueError(f"no stored results for protocol {args.protocol!r} in {_results_dir(args)}")
     _same_data(stored, args)
-    from bench.submit import load_model_file, load_submission
+    from bench.submit import load_model_file, load_submission, sandboxed_submission
     from bench.user_models import USER_MODELS
 
     for r in stored:  # files a result was scored with: load them again (they should be unchanged)
         sub = r["provenance"].get("submission")
         if sub and r["defense"]["spec"].split("(")[0] not in _registered_names():
-            _reload(r, sub, "submission file", "", load_submission, console)
+            # the same way it was scored: in its sandbox unless it was trusted
+            load = load_submission if sub.get("trusted") else lambda f: sandboxed_submission(f)[0]
+            _reload(r, sub, "submission file", "", load, console)
         for f in r["provenance"].get("model_files", []):  # the --model files
             if not set(f["models"]) <= set(USER_MODELS):
                 _reload(r, f, "model file", " (give it with --model)", load_model_file, console)
@@ -515,7 +542,11 @@ def add_parsers(sub, data_help: str) -> None:
     s.add_argument("--data", help=data_help)
     s.add_argument("--model", action="append", metavar="FILE", help=MODEL_HELP)
     s.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS",
-                   help="limit on loading the file and its contract checks (default 600; 0: none)")
+                   help="limit on loading the file, its contract checks and (sandboxed) each call of its code "
+                        "(default 600; 0: none when trusted)")
+    s.add_argument("--trust", action="store_true",
+                   help="run the file in this process instead of the sandbox (only for code you trust: it could "
+                        "change the harness, your files or the results)")
     s.set_defaults(func=cmd_submit)
 
     x = sub.add_parser("export", help="write a defense's adversarial images with their indices (.npz)")

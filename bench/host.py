@@ -69,7 +69,7 @@ def host_error_in(e: BaseException) -> str | None:
     if isinstance(e, HostError):
         return str(e)
     for line in str(e).splitlines():
-        found = re.search(r"(?:^|[\s.])HostError: (.+)", line)
+        found = re.search(r"(?:^|[\s.])(?:HostError|SandboxError|RemoteError): (.+)", line)
         if found:
             return found.group(1).strip()
     return None

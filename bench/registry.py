@@ -130,13 +130,19 @@ class Registry(Generic[T]):
             loader, self._loader = self._loader, None
             loader()
 
-    def register(self, name: str) -> Callable[[type], type]:
-        """Class decorator: registers ``cls`` under ``name`` and sets ``cls.spec_name``."""
+    def register(self, name: str, replace: Callable[[Any], bool] | None = None) -> Callable[[type], type]:
+        """Class decorator: registers ``cls`` under ``name`` and sets ``cls.spec_name``.
+
+        ``replace(existing)`` says whether an entry already under ``name`` may be replaced
+        (the sandbox's stand-ins replace an earlier load of the same submission's names).
+        """
 
         def wrap(cls: type) -> type:
             existing = self._entries.get(name)
             reloaded = existing is not None and (existing.__module__, existing.__qualname__) == (
                 cls.__module__, cls.__qualname__)  # the same module executed again (a submission re-loaded)
+            if replace is not None and existing is not None and replace(existing):
+                reloaded = True
             if existing is not None and existing is not cls and not reloaded:
                 raise SpecError(f"{self.kind} {name!r} is already registered by {existing.__module__}.{existing.__qualname__}")
             self.registered.append(name)

@@ -340,7 +340,9 @@ class Runner:
         """Hash of the code a defense runs (hashed once per defense and runner)."""
         if defense.spec not in self._defense_code:
             files = [_ROOT / "defenses", _ROOT / "bench" / "defense.py", _ROOT / "bench" / "transform.py"]
-            files += [Path(src) for t in defense.transforms if (src := inspect.getsourcefile(type(t)))]
+            # a sandboxed transform's code is its submission file (bench.sandbox), not the stand-in's module
+            files += [Path(src) for t in defense.transforms
+                      if (src := getattr(t, "source_file", None) or inspect.getsourcefile(type(t)))]
             self._defense_code[defense.spec] = code_sha256(files)
         return self._defense_code[defense.spec]
 

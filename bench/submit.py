@@ -27,6 +27,7 @@ import inspect
 import sys
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -35,6 +36,9 @@ import numpy as np
 from bench.defense import DEFENSES, Defense, build_defense
 from bench.host import HostTransform, host_error_in, host_name
 from bench.transform import TRANSFORMS, Transform, bpda, build_transform
+
+if TYPE_CHECKING:
+    from bench.sandbox import Sandbox
 
 
 CHECKS = ("spec", "runs", "shape", "dtype", "finite", "range", "deterministic", "randomized", "jit", "approx")
@@ -51,8 +55,16 @@ class ContractError(ValueError):
         super().__init__(f"{spec}: contract check {check!r} failed: {detail}")
         self.check = check
 
+    @classmethod
+    def from_message(cls, message: str, check: str) -> ContractError:
+        """The error as the sandboxed worker worded it."""
+        e = cls.__new__(cls)
+        ValueError.__init__(e, message)
+        e.check = check
+        return e
 
-def _execute(path: str | Path) -> tuple[list[str], list[str]]:
+
+def execute_submission(path: str | Path) -> tuple[list[str], list[str]]:
     """Executes a submission file as a fresh module; returns the transform/defense names and the
     model names (``bench.user_models.register_model``) it registered.
 
@@ -93,7 +105,7 @@ def load_submission(path: str | Path) -> list[str]:
         SubmissionError: missing file, not ``.py``, an exception while importing (with the
             file's line), or no new transform or defense registered.
     """
-    names, _ = _execute(path)
+    names, _ = execute_submission(path)
     if not names:
         raise SubmissionError(f"{path}: registers no transform or defense "
                               "(decorate a Transform subclass with @register_transform('name'))")
@@ -106,7 +118,7 @@ def load_model_file(path: str | Path) -> list[str]:
     Raises:
         SubmissionError: as ``load_submission``, or no model registered.
     """
-    _, models = _execute(path)
+    _, models = execute_submission(path)
     if not models:
         raise SubmissionError(f"{path}: registers no model (call bench.register_model(name, ...); see the "
                               "README's 'Your own model')")
@@ -221,10 +233,22 @@ def check_surrogates(t: Transform, x: jax.Array, key: jax.Array) -> None:
 
 
 def validate_defense(defense: Defense) -> None:
-    """Checks every transform of ``defense`` and that its member models load from the zoo."""
+    """Checks every transform of ``defense`` and that its member models load from the zoo.
+
+    A sandboxed transform is checked twice: in its sandbox, on its own code (the precise
+    message), then here through the sandbox's boundary (what the harness will score).
+    """
+    from bench.sandbox import RemoteError, RemoteTransform
     from bench.zoo import load_model
 
     for t in defense.transforms:
+        if isinstance(t, RemoteTransform):
+            try:
+                t.box.request({"op": "validate", "spec": t.spec}, what=f"the contract checks of {t.spec}")
+            except RemoteError as e:
+                if e.kind == "ContractError":
+                    raise ContractError.from_message(e.remote, e.check or "runs") from None
+                raise ContractError(describe(t), "runs", str(e)) from None
         validate_transform(t)
     for m in defense.members:
         load_model(m)
@@ -237,10 +261,59 @@ def submission_sha256(path: str | Path) -> str:
     return sha256_bytes(Path(path).read_bytes())
 
 
-def submission_defenses(path: str | Path) -> list[Defense]:
-    """Loads a submission file and builds each registered defense with default arguments."""
+def sandboxed_submission(path: str | Path, timeout: float = 600.0) -> tuple[list[str], Sandbox]:
+    """Executes a submission file in a sandbox (``bench.sandbox``) and registers stand-ins for
+    what it registered; returns their specs (``name()``) and the sandbox.
+
+    Raises:
+        SubmissionError: missing file, not ``.py``, an exception while importing, nothing
+            registered, models registered (they need ``--trust``), or no filesystem confinement
+            on this kernel.
+    """
+    from bench.sandbox import RemoteError, Sandbox, SandboxError, register_remote
+
+    path = Path(path)
+    if not path.is_file():
+        raise SubmissionError(f"{path}: no such file")
+    if path.suffix != ".py":
+        raise SubmissionError(f"{path}: a submission is a Python file (.py)")
+    box = Sandbox(path, timeout=timeout)
+    if not box.confinement or not box.confinement["landlock_abi"]:
+        box.close()
+        raise SubmissionError(f"{path}: this kernel has no Landlock, so the sandbox could not stop the file from "
+                              "writing to your files; score it with --trust only if you trust its code")
+    try:
+        loaded = box.load()
+    except RemoteError as e:
+        box.close()
+        raise SubmissionError(e.remote if e.kind == "SubmissionError" else str(e)) from None
+    except SandboxError:
+        box.close()
+        raise
+    if loaded["models"]:
+        box.close()
+        raise SubmissionError(f"{path}: registers model(s) {loaded['models']}; a model runs in the harness, so a "
+                              "file that brings one is scored in-process: add --trust if you trust its code")
+    specs = register_remote(box, loaded)
+    if not specs:
+        box.close()
+        raise SubmissionError(f"{path}: registers no transform or defense "
+                              "(decorate a Transform subclass with @register_transform('name'))")
+    return specs, box
+
+
+def submission_defenses(path: str | Path, trust: bool = True, timeout: float = 600.0) -> list[Defense]:
+    """Builds each defense a submission file registers, with default arguments.
+
+    Args:
+        path: the file.
+        trust: load it in this process (the project's own files, or a user's own code); else
+            in a sandbox, where it reaches the harness only through arrays.
+        timeout: seconds any one sandbox request may take.
+    """
     out = []
-    for spec in load_submission(path):
+    specs = load_submission(path) if trust else sandboxed_submission(path, timeout)[0]
+    for spec in specs:
         try:
             out.append(build_defense(spec))
         except Exception as e:

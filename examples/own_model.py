@@ -1,6 +1,7 @@
 """A submission that brings its own model: a Flax module + weights file, used as a defense member.
 
-Score it with ``shieldbench submit examples/own_model.py``. ``register_model`` makes the model
+Score it with ``shieldbench submit examples/own_model.py --trust`` (a model runs in the scoring
+process, so a file that brings one is scored in-process, as your own code). ``register_model`` makes the model
 available under a name, like a zoo model: as a member of a defense (below), or as the ``base`` of
 a protocol file (``base = "my_resnet20"``) given with ``--model examples/own_model.py``.
 

@@ -161,9 +161,11 @@ def _shared_numbers(r: dict) -> dict:
 def test_a_submission_with_its_own_model_scores_like_the_same_weights_in_the_zoo(world, tmp_path: Path) -> None:
     results = tmp_path / "results"
     sub = _submission(world, tmp_path)
-    assert main(["submit", str(sub), "--protocol", "tiny", "--record", "--results", str(results)]) == 0
+    # a model runs in the harness: a file that brings one is scored in-process, and only when trusted
+    assert main(["submit", str(sub), "--protocol", "tiny", "--record", "--results", str(results), "--trust"]) == 0
     assert main(["run", "--protocol", "tiny", "--defense", "jpeg(quality=75)", "--results", str(results)]) == 0
     stored = _stored(results, "tiny")
+    assert stored["user_member_jpeg()"]["provenance"]["submission"]["trusted"] is True
     user, zoo = stored["user_member_jpeg()"], stored["jpeg(quality=75)"]
     assert user["clean_accuracy"] == zoo["clean_accuracy"]
     assert _shared_numbers(user) == _shared_numbers(zoo) and len(_shared_numbers(user)) >= 4
