@@ -296,7 +296,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     from bench.cli import _console
     from bench.results import save_result
-    from bench.submit import CHECKS, submission_defenses, submission_sha256, validate_defense
+    from bench.submit import CHECKS, check_fresh_load, submission_defenses, submission_sha256, validate_defense
 
     console = _console()
     models, provenance = _load_models(args)
@@ -305,6 +305,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
             defenses = submission_defenses(args.file)
             for d in defenses:
                 validate_defense(d)
+                check_fresh_load(args.file, d)
                 console.print(f"[green]{d.spec}: contract checks passed[/] ({', '.join(CHECKS)})")
     else:
         if args.timeout <= 0:

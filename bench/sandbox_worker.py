@@ -8,7 +8,8 @@ stderr. Requests:
 
 * ``load``: execute the file; answer the transform, defense and model names it registered,
   and each defense factory's parameters (name and default, as Python literals).
-* ``validate`` (a defense spec): the contract checks (``bench.submit``), here, on its code.
+* ``validate`` (a defense spec): the contract checks (``bench.submit``), here, on its code,
+  and the ``fresh`` check (the file executed a second time gives the same outputs).
 * ``transform`` / ``defense`` (a spec): what the harness needs to stand in for it: canonical
   specs, ``randomized``, ``surrogates``, members, vote, pairing.
 * ``call`` (transform spec; x, key data), ``approx`` (+ surrogate) and ``vjp`` (+ surrogate;
@@ -85,9 +86,11 @@ class _Server:
             return self.load(), ()
         if op == "validate":
             from bench.defense import build_defense
-            from bench.submit import validate_defense
+            from bench.submit import check_fresh_load, validate_defense
 
-            validate_defense(build_defense(header["spec"]))
+            defense = build_defense(header["spec"])
+            validate_defense(defense)
+            check_fresh_load(self.path, defense)
             return {"ok": True}, ()
         if op == "transform":
             from bench.transform import build_transform

@@ -18,6 +18,10 @@ draw and attacked without EOT), ``jit`` (jit-able, and equal to the eager output
 and dtype, is finite and has a finite, non-zero BPDA gradient: a surrogate built on
 ``jnp.round`` passes no gradient and would make the adaptive attack, which tries every
 surrogate, a no-op through it). Failures name the transform and the surrogate.
+``fresh`` (``check_fresh_load``): executing the file a second time gives transforms with the same
+outputs for the same input and key, so a transform seeded from the clock or from global state
+at import, which every other check passes within one load, cannot give other numbers on each
+``submit``.
 """
 
 from __future__ import annotations
@@ -41,7 +45,8 @@ if TYPE_CHECKING:
     from bench.sandbox import Sandbox
 
 
-CHECKS = ("spec", "runs", "shape", "dtype", "finite", "range", "deterministic", "randomized", "jit", "approx")
+CHECKS = ("spec", "runs", "shape", "dtype", "finite", "range", "deterministic", "randomized", "jit", "approx",
+          "fresh")
 
 
 class SubmissionError(ValueError):
@@ -252,6 +257,23 @@ def validate_defense(defense: Defense) -> None:
         validate_transform(t)
     for m in defense.members:
         load_model(m)
+
+
+def check_fresh_load(path: str | Path, defense: Defense) -> None:
+    """The ``fresh`` check: executing ``path`` again rebuilds ``defense`` with the same outputs.
+
+    Raises:
+        ContractError: check ``fresh``, naming the transform.
+    """
+    x, key = _sample((4, 32, 32, 3)), jax.random.key(7)
+    before = [np.asarray(t(x, key)) for t in defense.transforms]
+    execute_submission(path)
+    again = build_defense(defense.spec)
+    for t, first in zip(again.transforms, before):
+        if not np.array_equal(np.asarray(t(x, key)), first):
+            raise ContractError(describe(t), "fresh", "executing the file again gave other outputs for the same "
+                                                      "input and key (is it seeded from the clock, or from global "
+                                                      "state, when the file is loaded?)")
 
 
 def submission_sha256(path: str | Path) -> str:

@@ -271,3 +271,15 @@ def test_a_transform_broken_only_on_real_batch_sizes_is_stopped_before_it_is_sco
         "late_nan(): transform late_nan() failed the check 'finite'" in err, err
     assert "batch 0" in err, err
     assert not list((tmp_path / "r").rglob("*.json"))  # nothing scored, nothing written
+
+
+@pytest.mark.parametrize("trust", [False, True])
+def test_submit_refuses_a_transform_seeded_when_the_file_is_loaded(world, tmp_path: Path, capsys, trust: bool) -> None:
+    # within one load it is deterministic and ignores its key, so only a second load can tell
+    f = tmp_path / f"import_seeded_{trust}.py"
+    f.write_text("import time\nSEED = time.time_ns() % 2**31\n" + GOOD.format(name=f"import_seeded_{trust}").replace(
+        "del key\n        return jnp.round(x * (self.levels - 1)) / (self.levels - 1)",
+        "del key\n        return jnp.clip(x + 0.01 * jax.random.uniform(jax.random.key(SEED), x.shape), 0, 1)"))
+    assert main(["submit", str(f), "--protocol", "tiny", *(["--trust"] if trust else [])]) == 2
+    err = capsys.readouterr().err
+    assert "contract check 'fresh' failed" in err and "executing the file again" in err, err
