@@ -309,6 +309,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"shieldbench: error: {message}", file=sys.stderr)
         return 2
+    finally:
+        if "bench.sandbox" in sys.modules:  # a submission's workers end with the command
+            sys.modules["bench.sandbox"].close_all()
 
 
 if __name__ == "__main__":

@@ -445,13 +445,27 @@ def cmd_check(args: argparse.Namespace) -> int:
         cache = AdversarialCache() if args.cached else AdversarialCache(Path(tmp))
         fresh = _score(args.protocol, [build_defense(spec) for spec in commands], console, data=args.data,
                        cache=cache, command=lambda d: commands[d.spec])
+    from bench.reproduce import expectations
+
+    expected = expectations(stored, fresh)
+    moved = {c.defense for c in compare(stored, fresh, 0.0)}  # any number not reproduced exactly
+    for spec, what in sorted(expected.items()):
+        if what:
+            console.print(f"[yellow]{spec}: since it was recorded, {'; '.join(what)}[/]", soft_wrap=True)
+        elif spec in moved:
+            console.print(f"[yellow]{spec}: the same code, models and versions, which should reproduce every "
+                          "number exactly, did not (another machine's floating point?)[/]", soft_wrap=True)
+        else:
+            console.print(f"{spec}: the same code, models and versions: reproduced exactly, as expected",
+                          soft_wrap=True)
     changes = compare(stored, fresh, args.tolerance)
     if changes:
         console.print(f"[red]{len(changes)} number(s) moved by more than {args.tolerance}:[/]")
         console.print(format_changes(changes), markup=False, soft_wrap=True)  # a table: never wrap mid-row
         return 1
+    exact = len(expected) - len(moved & set(expected))
     console.print(f"[green]ok[/]: {len(stored)} defense(s) reproduce their stored {args.protocol} numbers "
-                  f"within {args.tolerance}")
+                  f"within {args.tolerance} ({exact} of them exactly)", soft_wrap=True)
     return 0
 
 

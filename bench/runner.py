@@ -320,6 +320,8 @@ class Runner:
                               "members": list(defense.members), "vote": defense.vote},
                   "data": self.data_info, "seed": p.seed, "draws": draws, "versions": self.versions}
         provenance = {"models": dict(sorted(models.items())), "wall_time_s": time.perf_counter() - t_start,
+                      # what the numbers depend on besides the protocol: `check` reports a change plainly
+                      "code": {"defense": self.defense_code(defense), "attacks": code_sha256([_ROOT / "attacks"])},
                       "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                       "command": self.command}
         return Partial(header, shard, selection, clean, records, skipped, self.defense_cost_ms(clf), provenance)

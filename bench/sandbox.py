@@ -50,6 +50,8 @@ from bench.transform import Images, Transform, check_surrogate
 ROOT = Path(__file__).resolve().parent.parent
 _BOOT = ("import importlib.util, sys; s = importlib.util.spec_from_file_location('shieldbench_worker', sys.argv[1]); "
          "m = importlib.util.module_from_spec(s); s.loader.exec_module(m); m.main(sys.argv[2], sys.argv[3])")
+_OPEN: list[Sandbox] = []
+"""Sandboxes not yet closed (``close_all`` stops them when a command ends)."""
 _ENV_KEEP = ("PATH", "LANG", "LC_ALL", "JAX_PLATFORMS", "XLA_FLAGS", "JAX_ENABLE_X64", "OMP_NUM_THREADS")
 
 
@@ -108,6 +110,7 @@ class Sandbox:
             [sys.executable, "-c", _BOOT, str(ROOT / "bench" / "sandbox_worker.py"), str(ROOT), json.dumps(config)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, cwd=self._dir, env=env)
         atexit.register(self.close)
+        _OPEN.append(self)
         # the worker's own start (importing JAX and shieldbench) is not the file's time
         hello, _ = self._receive("starting the sandbox", max(self.timeout, 120.0))
         if hello.get("error"):
@@ -164,6 +167,8 @@ class Sandbox:
         if not self._stderr.closed:
             self._stderr.close()
         shutil.rmtree(self._dir, ignore_errors=True)
+        if self in _OPEN:
+            _OPEN.remove(self)
 
     # ------------------------------------------------------------------ the file's registrations
     def load(self) -> dict[str, Any]:
@@ -180,6 +185,12 @@ class Sandbox:
             got = [f"{a.shape} {a.dtype}" for a in out]
             raise HostError(f"{spec} (sandboxed {self.path.name}): {op} returned {got}, expected float32 {tuple(shape)}")
         return out[0]
+
+
+def close_all() -> None:
+    """Stops every sandbox still running (a CLI command's workers, once it has its results)."""
+    for box in list(_OPEN):
+        box.close()
 
 
 class RemoteError(HostError):

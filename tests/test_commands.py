@@ -66,11 +66,21 @@ def test_run_writes_results_and_leaderboard_then_check_passes(world, tmp_path: P
     assert main(["leaderboard", "--check", "--results", str(results)]) == 1
     assert main(["leaderboard", "--results", str(results)]) == 0
     assert main(["leaderboard", "--check", "--results", str(results)]) == 0
-    # the CI regression mode: an honest re-run reproduces the stored numbers ...
+    # the CI regression mode: an honest re-run reproduces the stored numbers, here exactly ...
+    capsys.readouterr()
     assert main(["check", "--protocol", "tiny", "--defense", "jpeg(quality=50)", "--results", str(results)]) == 0
-    # ... and a stored number that moved is reported with a table
+    out = capsys.readouterr().out
+    assert "jpeg(quality=50): the same code, models and versions: reproduced exactly" in out and "1 of them exactly" in out
+    # ... a change of the defense's code is said plainly (the numbers may still be within tolerance) ...
     path = next(f for f in files if f.name.startswith("jpeg"))
     r = json.loads(path.read_text())
+    recorded = r["provenance"]["code"]["defense"]
+    r["provenance"]["code"]["defense"] = "0" * 64
+    path.write_text(json.dumps(r))
+    assert main(["check", "--protocol", "tiny", "--defense", "jpeg(quality=50)", "--results", str(results),
+                 "--cached"]) == 0
+    assert f"its defense code changed (000000000000 -> {recorded[:12]})" in capsys.readouterr().out
+    # ... and a stored number that moved is reported with a table
     r["clean_accuracy"]["mean"] = max(0.0, r["clean_accuracy"]["mean"] - 0.3)
     r["clean_accuracy"]["draws"] = [r["clean_accuracy"]["mean"]]
     path.write_text(json.dumps(r))
