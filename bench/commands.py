@@ -451,7 +451,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     moved = {c.defense for c in compare(stored, fresh, 0.0)}  # any number not reproduced exactly
     for spec, what in sorted(expected.items()):
         if what:
-            console.print(f"[yellow]{spec}: since it was recorded, {'; '.join(what)}[/]", soft_wrap=True)
+            console.print(f"[yellow]{spec}: {'; '.join(what)}[/]", soft_wrap=True)
         elif spec in moved:
             console.print(f"[yellow]{spec}: the same code, models and versions, which should reproduce every "
                           "number exactly, did not (another machine's floating point?)[/]", soft_wrap=True)

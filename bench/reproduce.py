@@ -23,19 +23,21 @@ def differences(stored: dict[str, Any], fresh: dict[str, Any]) -> list[str]:
     out = []
     then, now = stored["provenance"].get("code"), fresh["provenance"].get("code", {})
     if then is None:
-        out.append("no code hash was recorded with it (an older result)")
+        out.append("no code hash was recorded with it (an older result), so a change of its code would go unseen")
     else:
         for part in sorted(set(then) | set(now)):
             if then.get(part) != now.get(part):
-                out.append(f"its {part} code changed ({_short(then.get(part))} -> {_short(now.get(part))})")
+                out.append(f"its {part} code changed since it was recorded ({_short(then.get(part))} -> "
+                           f"{_short(now.get(part))})")
     v_then, v_now = stored["provenance"].get("versions", {}), fresh["provenance"].get("versions", {})
     for pkg in sorted(set(v_then) | set(v_now)):
         if v_then.get(pkg) != v_now.get(pkg):
-            out.append(f"{pkg} {v_then.get(pkg, 'absent')} -> {v_now.get(pkg, 'absent')}")
+            out.append(f"{pkg} {v_then.get(pkg, 'absent')} when recorded, {v_now.get(pkg, 'absent')} now")
     m_then, m_now = stored["provenance"].get("models", {}), fresh["provenance"].get("models", {})
     for m in sorted(set(m_then) | set(m_now)):
         if m_then.get(m) != m_now.get(m):
-            out.append(f"model {m} weights {_short(m_then.get(m))} -> {_short(m_now.get(m))}")
+            out.append(f"model {m}'s weights changed since it was recorded ({_short(m_then.get(m))} -> "
+                       f"{_short(m_now.get(m))})")
     return out
 
 

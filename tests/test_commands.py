@@ -79,7 +79,7 @@ def test_run_writes_results_and_leaderboard_then_check_passes(world, tmp_path: P
     path.write_text(json.dumps(r))
     assert main(["check", "--protocol", "tiny", "--defense", "jpeg(quality=50)", "--results", str(results),
                  "--cached"]) == 0
-    assert f"its defense code changed (000000000000 -> {recorded[:12]})" in capsys.readouterr().out
+    assert f"its defense code changed since it was recorded (000000000000 -> {recorded[:12]})" in capsys.readouterr().out
     # ... and a stored number that moved is reported with a table
     r["clean_accuracy"]["mean"] = max(0.0, r["clean_accuracy"]["mean"] - 0.3)
     r["clean_accuracy"]["draws"] = [r["clean_accuracy"]["mean"]]
