@@ -293,3 +293,34 @@ def test_submit_refuses_a_transform_seeded_when_the_file_is_loaded(world, tmp_pa
     assert main(["submit", str(f), "--protocol", "tiny", *(["--trust"] if trust else [])]) == 2
     err = capsys.readouterr().err
     assert "contract check 'fresh' failed" in err and "executing the file again" in err, err
+
+
+def test_leaderboard_check_sees_a_page_whose_results_are_gone(world, tmp_path: Path,
+                                                                                           capsys) -> None:
+    import shutil
+
+    results = tmp_path / "lb" / "results"
+    assert main(["run", "--protocol", "tiny", "--defense", "identity()", "--results", str(results)]) == 0
+    assert main(["leaderboard", "--check", "--results", str(results)]) == 0
+    shutil.rmtree(results / "tiny")
+    capsys.readouterr()
+    assert main(["leaderboard", "--check", "--results", str(results)]) == 1
+    assert "tiny.md (its results" in capsys.readouterr().out
+
+
+def test_leaderboard_check_sees_an_edited_shield_report(tmp_path: Path, capsys) -> None:
+    import shutil
+
+    repo = Path(__file__).resolve().parents[1] / "leaderboards"
+    results = tmp_path / "leaderboards" / "results"
+    shutil.copytree(repo / "results" / "cifar10-shield", results / "cifar10-shield")
+    for f in (repo / "results").glob("*.json"):  # the EOT sweep and requantization shares
+        shutil.copy(f, results / f.name)
+    for page in ("cifar10-shield.md", "shield-cifar10.md"):
+        shutil.copy(repo / page, tmp_path / "leaderboards" / page)
+    assert main(["leaderboard", "--check", "--results", str(results)]) == 0
+    with open(tmp_path / "leaderboards" / "shield-cifar10.md", "a") as f:
+        f.write("edited by hand\n")
+    capsys.readouterr()
+    assert main(["leaderboard", "--check", "--results", str(results)]) == 1
+    assert "python -m bench.shield_report" in capsys.readouterr().out
