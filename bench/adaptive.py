@@ -77,19 +77,14 @@ class PlannedStage:
 
 def plan_stages(ensemble: WorstCase, defense: Defense) -> list[PlannedStage]:
     """The ensemble's stages on ``defense``, expanded over its surrogates, in running order."""
-    out = []
-    specs = [(s, False) for s in ensemble.attacks] + ([(ensemble.check, True)] if ensemble.check else [])
-    for spec, check in specs:
-        attack = build_attack(spec)
-        if attack.gradient_free:
-            out.append(PlannedStage(attack, None, check))
-        else:
-            out += [PlannedStage(attack, s, check) for s in defense.surrogates()]
+    specs = [(s, False, 0) for s in ensemble.attacks] + ([(ensemble.check, True, 0)] if ensemble.check else [])
     if ensemble.escalate:
-        attack = build_attack(ensemble.escalate)
-        for r in range(1, ensemble.rounds + 1):
-            out += [PlannedStage(attack, None if attack.gradient_free else s, True, r)
-                    for s in ([None] if attack.gradient_free else defense.surrogates())]
+        specs += [(ensemble.escalate, True, r) for r in range(1, ensemble.rounds + 1)]
+    out = []
+    for spec, check, round_ in specs:
+        attack = build_attack(spec)
+        surrogates = (None,) if attack.gradient_free else defense.surrogates()
+        out += [PlannedStage(attack, s, check, round_) for s in surrogates]
     return out
 
 
@@ -141,6 +136,7 @@ def run_worst_case(runner: Runner, ensemble: WorstCase, defense: Defense, clf: D
                 break  # the check (or the last round) broke nothing here: converged
             label = (f"{st.label} [{s}/{n_base}]" if not st.round
                      else f"{st.label} [escalation {st.round}/{ensemble.rounds}, stage {s}]")
+            ensemble_key = full if st.round else name
             k = (2 * eot if st.check else eot) if defense.randomized else 1
             target = clf.target(st.surrogate or defense.surrogates()[0], k)
             if s == 1 and st.surrogate in (None, defense.surrogates()[0]) and not st.check:
@@ -155,12 +151,11 @@ def run_worst_case(runner: Runner, ensemble: WorstCase, defense: Defense, clf: D
                 chunk = min(CHUNK, max(1, runner.protocol.batch_size // (k * views)))
                 per_unit = -(-runner.protocol.batch_size // chunk)
                 batches = [(b * per_unit + i // chunk, unit[alive[i : i + chunk]]) for i in range(0, len(alive), chunk)]
-                parts = {**key_parts, "eot": k, "surrogate": st.surrogate, "stage": s,
-                         "ensemble": full if st.round else name}
+                parts = {**key_parts, "eot": k, "surrogate": st.surrogate, "stage": s, "ensemble": ensemble_key}
                 x_adv, _, seconds = runner.craft(f"adaptive {label}", st.attack, batches,
                                                  lambda _b, t=target: t, parts, pad_to=pad_sizes(chunk))
                 crafted = len(alive)
-            stream = f"select|{full if st.round else name}|{s}"
+            stream = f"select|{ensemble_key}|{s}"
             rate = runner.correct(clf.predict_draws, x_adv, y[alive], draws, stream, b).mean(axis=0)
             better = (rate < best[alive]) | ((rate == best[alive]) & ~adversarial[alive])
             idx = alive[better]

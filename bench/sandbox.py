@@ -86,6 +86,7 @@ class Sandbox:
                  protected: tuple[str, ...] = ()):
         from bench.data import default_data_dir
         from bench.io import cache_root
+        from bench.zoo import zoo_dirs
 
         self.path = Path(path).resolve()
         self.timeout = timeout
@@ -94,8 +95,6 @@ class Sandbox:
         guarded = [str(cache_root()), str(default_data_dir()), *protected]
         if os.environ.get("SHIELDBENCH_DATA"):
             guarded.append(os.environ["SHIELDBENCH_DATA"])
-        from bench.zoo import zoo_dirs
-
         # it reads the code (the checkout, the file's directory) and the zoo (a defense's members)
         read = [str(ROOT), str(self.path.parent), *(str(d) for d in zoo_dirs())]
         config = {"read": read, "write": [str(self._dir)], "protected": guarded,
@@ -109,7 +108,6 @@ class Sandbox:
         self._proc = subprocess.Popen(
             [sys.executable, "-c", _BOOT, str(ROOT / "bench" / "sandbox_worker.py"), str(ROOT), json.dumps(config)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, cwd=self._dir, env=env)
-        atexit.register(self.close)
         _OPEN.append(self)
         # the worker's own start (importing JAX and shieldbench) is not the file's time
         hello, _ = self._receive("starting the sandbox", max(self.timeout, 120.0))
@@ -117,7 +115,6 @@ class Sandbox:
             self.close()
             raise SandboxError(f"{self.path}: {hello['error']}")
         self.confinement: dict[str, Any] = hello["confinement"]
-        self.loaded: dict[str, Any] = {}
 
     def _receive(self, what: str, timeout: float | None = None) -> tuple[dict[str, Any], list[np.ndarray]]:
         limit = self.timeout if timeout is None else timeout
@@ -142,7 +139,12 @@ class Sandbox:
 
     def request(self, header: dict[str, Any], arrays: tuple[np.ndarray, ...] = (), what: str = "") -> tuple[
             dict[str, Any], list[np.ndarray]]:
-        """Sends one request and returns the answer; an answered error raises ``SandboxError``."""
+        """Sends one request and returns the answer.
+
+        Raises:
+            RemoteError: the worker answered with the exception the file's code raised.
+            SandboxError: the worker is gone, broke the protocol or missed the deadline.
+        """
         what = what or f"the request {header.get('op')!r}"
         with self._lock:
             if self._proc.poll() is not None:
@@ -173,8 +175,8 @@ class Sandbox:
     # ------------------------------------------------------------------ the file's registrations
     def load(self) -> dict[str, Any]:
         """Executes the file in the worker; returns what it registered (see ``bench.sandbox_worker``)."""
-        self.loaded, _ = self.request({"op": "load"}, what=f"loading {self.path.name}")
-        return self.loaded
+        loaded, _ = self.request({"op": "load"}, what=f"loading {self.path.name}")
+        return loaded
 
     def compute(self, op: str, spec: str, surrogate: str | None, arrays: tuple[np.ndarray, ...],
                 shape: tuple[int, ...]) -> np.ndarray:
@@ -183,7 +185,8 @@ class Sandbox:
                               what=f"{op} of {spec}" + (f" ({surrogate})" if surrogate else ""))
         if len(out) != 1 or out[0].shape != tuple(shape) or out[0].dtype != np.float32:
             got = [f"{a.shape} {a.dtype}" for a in out]
-            raise HostError(f"{spec} (sandboxed {self.path.name}): {op} returned {got}, expected float32 {tuple(shape)}")
+            raise HostError(f"{spec} (sandboxed {self.path.name}): {op} returned {got}, "
+                            f"expected float32 {tuple(shape)}")
         return out[0]
 
 
@@ -191,6 +194,9 @@ def close_all() -> None:
     """Stops every sandbox still running (a CLI command's workers, once it has its results)."""
     for box in list(_OPEN):
         box.close()
+
+
+atexit.register(close_all)  # whatever a command or a test left running
 
 
 class RemoteError(HostError):

@@ -109,21 +109,17 @@ class _Server:
     def load(self) -> dict:
         import inspect
 
-        from bench import user_models
         from bench.defense import DEFENSES
         from bench.submit import execute_submission
-        from bench.transform import TRANSFORMS
 
-        TRANSFORMS.names(), DEFENSES.names()
-        before = {"t": len(TRANSFORMS.registered), "d": len(DEFENSES.registered), "m": len(user_models.REGISTERED)}
-        execute_submission(self.path)
-        defenses = sorted(set(DEFENSES.registered[before["d"]:]))
+        registered = execute_submission(self.path)
         params = {}
-        for name in defenses:
+        for name in registered.defenses:
             sig = inspect.signature(DEFENSES.get(name))
-            params[name] = [[p.name, None if p.default is p.empty else repr(p.default)] for p in sig.parameters.values()]
-        return {"transforms": sorted(set(TRANSFORMS.registered[before["t"]:])), "defenses": defenses,
-                "defense_params": params, "models": sorted(set(user_models.REGISTERED[before["m"]:]))}
+            params[name] = [[p.name, None if p.default is p.empty else repr(p.default)]
+                            for p in sig.parameters.values()]
+        return {"transforms": registered.transforms, "defenses": registered.defenses, "defense_params": params,
+                "models": registered.models}
 
     @staticmethod
     def describe(t) -> dict:

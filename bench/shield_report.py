@@ -36,6 +36,7 @@ EOT_KS = (1, 2, 4, 8, 16)
 EOT_ATTACK = "pgd(eps=8, steps=20)"
 SWEEP_FILE = "shield-eot-sweep.json"
 SHARES_FILE = "shield-requantization.json"
+REPORT_FILE = "shield-cifar10.md"
 
 
 def _acc(result: dict[str, Any] | None, attack: str | None) -> float | None:
@@ -275,6 +276,17 @@ def render_stored(root: Path) -> str:
     return render(load_results(root, PROTOCOL), stored(SWEEP_FILE), tuple(load_protocol(PROTOCOL).defenses), shares)
 
 
+def report_path(root: Path) -> Path:
+    """Where the report of the results under ``root`` lives: ``shield-cifar10.md`` beside them."""
+    return root.parent / REPORT_FILE
+
+
+def report_is_current(root: Path) -> bool:
+    """Whether the committed report equals its render from the results under ``root``."""
+    out = report_path(root)
+    return out.exists() and out.read_text(encoding="utf-8") == render_stored(root)
+
+
 def main() -> int:
     from bench.io import atomic_write_bytes, atomic_write_json
     from bench.protocol import load_protocol
@@ -288,9 +300,9 @@ def main() -> int:
     p.add_argument("--check", action="store_true", help="exit 1 if the markdown differs from its render; write nothing")
     args = p.parse_args()
     root = Path(args.results) if args.results else results_root()
-    out = root.parent / "shield-cifar10.md"
+    out = report_path(root)
     if args.check:
-        fresh = out.exists() and out.read_text(encoding="utf-8") == render_stored(root)
+        fresh = report_is_current(root)
         print(f"{out}: {'up to date' if fresh else 'stale: run python -m bench.shield_report'}")
         return 0 if fresh else 1
     if args.eot_sweep:

@@ -31,7 +31,7 @@ import inspect
 import sys
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -69,9 +69,36 @@ class ContractError(ValueError):
         return e
 
 
-def execute_submission(path: str | Path) -> tuple[list[str], list[str]]:
-    """Executes a submission file as a fresh module; returns the transform/defense names and the
-    model names (``bench.user_models.register_model``) it registered.
+class Registered(NamedTuple):
+    """What executing a submission file registered: transform, defense and model names."""
+
+    transforms: list[str]
+    defenses: list[str]
+    models: list[str]
+
+    @property
+    def specs(self) -> list[str]:
+        """The defenses it can be scored as: ``name()`` of every transform and defense."""
+        return [f"{n}()" for n in sorted({*self.transforms, *self.defenses})]
+
+
+NOTHING_REGISTERED = ("registers no transform or defense (decorate a Transform subclass with "
+                      "@register_transform('name'))")
+
+
+def check_submission_path(path: str | Path) -> Path:
+    """``path`` as a ``Path``, or ``SubmissionError`` if it is missing or not a ``.py`` file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SubmissionError(f"{path}: no such file")
+    if path.suffix != ".py":
+        raise SubmissionError(f"{path}: a submission is a Python file (.py)")
+    return path
+
+
+def execute_submission(path: str | Path) -> Registered:
+    """Executes a submission file as a fresh module; returns what it registered (models with
+    ``bench.user_models.register_model`` included).
 
     Raises:
         SubmissionError: missing file, not ``.py``, or an exception while importing (with the
@@ -79,11 +106,7 @@ def execute_submission(path: str | Path) -> tuple[list[str], list[str]]:
     """
     from bench import user_models
 
-    path = Path(path)
-    if not path.is_file():
-        raise SubmissionError(f"{path}: no such file")
-    if path.suffix != ".py":
-        raise SubmissionError(f"{path}: a submission is a Python file (.py)")
+    path = check_submission_path(path)
     TRANSFORMS.names(), DEFENSES.names()  # the built-ins first, so that they are not counted as the file's
     before = len(TRANSFORMS.registered), len(DEFENSES.registered), len(user_models.REGISTERED)
     name = f"shieldbench_submission_{abs(hash(path.resolve()))}"
@@ -97,8 +120,8 @@ def execute_submission(path: str | Path) -> tuple[list[str], list[str]]:
         frames = [f for f in traceback.extract_tb(e.__traceback__) if Path(f.filename) == path.resolve()]
         where = f"{path}:{frames[-1].lineno}" if frames else str(path)
         raise SubmissionError(f"{where}: {type(e).__name__}: {e}") from None
-    names = sorted(set(TRANSFORMS.registered[before[0]:]) | set(DEFENSES.registered[before[1]:]))
-    return names, sorted(set(user_models.REGISTERED[before[2]:]))
+    return Registered(sorted(set(TRANSFORMS.registered[before[0]:])), sorted(set(DEFENSES.registered[before[1]:])),
+                      sorted(set(user_models.REGISTERED[before[2]:])))
 
 
 def load_submission(path: str | Path) -> list[str]:
@@ -110,11 +133,10 @@ def load_submission(path: str | Path) -> list[str]:
         SubmissionError: missing file, not ``.py``, an exception while importing (with the
             file's line), or no new transform or defense registered.
     """
-    names, _ = execute_submission(path)
-    if not names:
-        raise SubmissionError(f"{path}: registers no transform or defense "
-                              "(decorate a Transform subclass with @register_transform('name'))")
-    return [f"{n}()" for n in names]
+    specs = execute_submission(path).specs
+    if not specs:
+        raise SubmissionError(f"{path}: {NOTHING_REGISTERED}")
+    return specs
 
 
 def load_model_file(path: str | Path) -> list[str]:
@@ -123,7 +145,7 @@ def load_model_file(path: str | Path) -> list[str]:
     Raises:
         SubmissionError: as ``load_submission``, or no model registered.
     """
-    _, models = execute_submission(path)
+    models = execute_submission(path).models
     if not models:
         raise SubmissionError(f"{path}: registers no model (call bench.register_model(name, ...); see the "
                               "README's 'Your own model')")
@@ -292,35 +314,27 @@ def sandboxed_submission(path: str | Path, timeout: float = 600.0) -> tuple[list
             registered, models registered (they need ``--trust``), or no filesystem confinement
             on this kernel.
     """
-    from bench.sandbox import RemoteError, Sandbox, SandboxError, register_remote
+    from bench.sandbox import RemoteError, Sandbox, register_remote
 
-    path = Path(path)
-    if not path.is_file():
-        raise SubmissionError(f"{path}: no such file")
-    if path.suffix != ".py":
-        raise SubmissionError(f"{path}: a submission is a Python file (.py)")
+    path = check_submission_path(path)
     box = Sandbox(path, timeout=timeout)
-    if not box.confinement or not box.confinement["landlock_abi"]:
-        box.close()
-        raise SubmissionError(f"{path}: this kernel has no Landlock, so the sandbox could not stop the file from "
-                              "writing to your files; score it with --trust only if you trust its code")
     try:
-        loaded = box.load()
-    except RemoteError as e:
-        box.close()
-        raise SubmissionError(e.remote if e.kind == "SubmissionError" else str(e)) from None
-    except SandboxError:
+        if not box.confinement or not box.confinement["landlock_abi"]:
+            raise SubmissionError(f"{path}: this kernel has no Landlock, so the sandbox could not stop the file "
+                                  "from writing to your files; score it with --trust only if you trust its code")
+        try:
+            loaded = box.load()
+        except RemoteError as e:
+            raise SubmissionError(e.remote if e.kind == "SubmissionError" else str(e)) from None
+        if loaded["models"]:
+            raise SubmissionError(f"{path}: registers model(s) {loaded['models']}; a model runs in the harness, "
+                                  "so a file that brings one is scored in-process: add --trust if you trust its code")
+        specs = register_remote(box, loaded)
+        if not specs:
+            raise SubmissionError(f"{path}: {NOTHING_REGISTERED}")
+    except BaseException:
         box.close()
         raise
-    if loaded["models"]:
-        box.close()
-        raise SubmissionError(f"{path}: registers model(s) {loaded['models']}; a model runs in the harness, so a "
-                              "file that brings one is scored in-process: add --trust if you trust its code")
-    specs = register_remote(box, loaded)
-    if not specs:
-        box.close()
-        raise SubmissionError(f"{path}: registers no transform or defense "
-                              "(decorate a Transform subclass with @register_transform('name'))")
     return specs, box
 
 
