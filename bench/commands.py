@@ -60,12 +60,15 @@ def _run_command(protocol: str, spec: str, models: list[str] = ()) -> str:
     return shell_join(["shieldbench", "run", "--protocol", protocol, "--defense", spec, *models])
 
 
-def tolerance(text: str) -> float:
-    """``--tolerance``: a finite fraction in [0, 1), refused before anything runs."""
+def tolerance(text: str) -> float | None:
+    """``--tolerance``: ``auto`` (``None``: each number's sampling noise) or a finite fraction in [0, 1),
+    refused before anything runs."""
+    if text.strip().lower() == "auto":
+        return None
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"not a number or 'auto': {text!r}") from None
     if not math.isfinite(value) or not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"must be a fraction in [0, 1) (0.02 = 2 points of accuracy), got {text!r}")
     return value
@@ -443,27 +446,35 @@ def cmd_check(args: argparse.Namespace) -> int:
         cache = AdversarialCache() if args.cached else AdversarialCache(Path(tmp))
         fresh = _score(args.protocol, [build_defense(spec) for spec in commands], console, data=args.data,
                        cache=cache, command=lambda d: commands[d.spec])
-    from bench.reproduce import expectations
+    from bench.reproduce import describe_flips, expectations, flips
 
     expected = expectations(stored, fresh)
     moved = {c.defense for c in compare(stored, fresh, 0.0)}  # any number not reproduced exactly
-    for spec, what in sorted(expected.items()):
+    by_spec = {r["defense"]["spec"]: r for r in stored}
+    for f in fresh:
+        spec = f["defense"]["spec"]
+        what, flipped = expected.get(spec, []), flips(by_spec[spec], f)
+        images = ("no per-image outcomes were stored with it (an older result): compared by its numbers only"
+                  if flipped is None else describe_flips(flipped))
         if what:
-            console.print(f"[yellow]{spec}: {'; '.join(what)}[/]", soft_wrap=True)
-        elif spec in moved:
+            console.print(f"[yellow]{spec}: {'; '.join(what)}; {images}[/]", soft_wrap=True)
+        elif spec in moved or flipped:
             console.print(f"[yellow]{spec}: the same code, models and versions, which should reproduce every "
-                          "number exactly, did not (another machine's floating point?)[/]", soft_wrap=True)
+                          f"number exactly, did not (another machine's floating point?); {images}[/]",
+                          soft_wrap=True)
         else:
             console.print(f"{spec}: the same code, models and versions: reproduced exactly, as expected",
                           soft_wrap=True)
+    within = ("each number's sampling noise (3 standard errors, at least one image)" if args.tolerance is None
+              else f"{args.tolerance}")
     changes = compare(stored, fresh, args.tolerance)
     if changes:
-        console.print(f"[red]{len(changes)} number(s) moved by more than {args.tolerance}:[/]")
+        console.print(f"[red]{len(changes)} number(s) moved by more than {within}:[/]")
         console.print(format_changes(changes), markup=False, soft_wrap=True)  # a table: never wrap mid-row
         return 1
     exact = len(expected) - len(moved & set(expected))
     console.print(f"[green]ok[/]: {len(stored)} defense(s) reproduce their stored {args.protocol} numbers "
-                  f"within {args.tolerance} ({exact} of them exactly)", soft_wrap=True)
+                  f"within {within} ({exact} of them exactly)", soft_wrap=True)
     return 0
 
 
@@ -603,8 +614,10 @@ def add_parsers(sub, data_help: str) -> None:
     c.add_argument("--protocol", default=DEFAULT_PROTOCOL)
     c.add_argument("--defense", action="append", help="only these stored defenses (repeatable)")
     c.add_argument("--model", action="append", metavar="FILE", help=MODEL_HELP)
-    c.add_argument("--tolerance", type=tolerance, default=0.02,
-                   help="allowed change of an accuracy, a fraction in [0, 1) (default 0.02 = 2 points)")
+    c.add_argument("--tolerance", type=tolerance, default=None, metavar="auto|FRACTION",
+                   help="allowed change of an accuracy: 'auto' (the default) allows each number 3 standard "
+                        "errors of its draws' sampling noise and at least one image; or one fraction in [0, 1) "
+                        "for every number (0.02 = 2 points)")
     c.add_argument("--cached", action="store_true", help="reuse cached adversarial examples (faster, less strict)")
     c.add_argument("--results", help=results_help)
     c.add_argument("--data", help=data_help)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import shlex
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -375,6 +375,7 @@ class Change:
     metric: str
     stored: float | None
     fresh: float | None
+    allowed: float | None = field(default=None, compare=False)  # the tolerance it was held to
 
     @property
     def delta(self) -> float | None:
@@ -391,7 +392,7 @@ def _metrics(result: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def compare(stored: list[dict[str, Any]], fresh: list[dict[str, Any]], tolerance: float) -> list[Change]:
+def compare(stored: list[dict[str, Any]], fresh: list[dict[str, Any]], tolerance: float | None) -> list[Change]:
     """Compares fresh results against stored ones (the CI regression mode).
 
     Results are matched by defense spec and attack entries by (knowledge, attack spec); clean
@@ -401,22 +402,29 @@ def compare(stored: list[dict[str, Any]], fresh: list[dict[str, Any]], tolerance
     Args:
         stored: the reference results.
         fresh: the re-run results.
-        tolerance: the largest allowed ``|fresh - stored|`` (a fraction, e.g. 0.01 = 1 point).
+        tolerance: the largest allowed ``|fresh - stored|`` (a fraction, e.g. 0.01 = 1 point), or
+            ``None`` for each number's own sampling noise (``bench.reproduce.noise_tolerance``).
 
     Returns:
         The changes, ordered by defense spec, then clean first, then by knowledge and attack.
     """
-    if tolerance < 0:
+    from bench.reproduce import noise_tolerance
+
+    if tolerance is not None and not tolerance >= 0:
         raise ValueError(f"tolerance must be >= 0, got {tolerance}")
-    before = {r["defense"]["spec"]: _metrics(r) for r in stored}
+    by_spec = {r["defense"]["spec"]: r for r in stored}
+    before = {spec: _metrics(r) for spec, r in by_spec.items()}
     after = {r["defense"]["spec"]: _metrics(r) for r in fresh}
     changes = []
     for spec in sorted(after):
         now, then = after[spec], before.get(spec, {})
         names = list(now) + [m for m in then if m not in now]
         for metric in names:
-            change = Change(spec, metric, then.get(metric), now.get(metric))
-            if change.delta is None or abs(change.delta) > tolerance + 1e-12:
+            allowed = tolerance
+            if allowed is None and metric in then:
+                allowed = noise_tolerance(by_spec[spec], metric)
+            change = Change(spec, metric, then.get(metric), now.get(metric), allowed)
+            if change.delta is None or abs(change.delta) > allowed + 1e-12:
                 changes.append(change)
     return changes
 
@@ -430,5 +438,6 @@ def format_changes(changes: list[Change]) -> str:
         return "missing" if v is None else f"{100.0 * v:.2f}%"
 
     rows = [[c.defense, c.metric, pct(c.stored), pct(c.fresh),
-             _DASH if c.delta is None else f"{100.0 * c.delta:+.2f} pp"] for c in changes]
-    return _table(rows, ["defense", "metric", "stored", "fresh", "delta"])
+             _DASH if c.delta is None else f"{100.0 * c.delta:+.2f} pp",
+             _DASH if c.allowed is None else f"{100.0 * c.allowed:.2f} pp"] for c in changes]
+    return _table(rows, ["defense", "metric", "stored", "fresh", "delta", "allowed"])

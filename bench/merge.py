@@ -20,7 +20,7 @@ from bench.jobs import MergeError, Partial
 from bench.metrics import (COST_BATCH, AttackRecords, CleanRecords, attack_metrics, clean_metrics, concat_attack,
                            concat_clean, select)
 from bench.protocol import Protocol
-from bench.results import KNOWLEDGE_LEVELS, SCHEMA_VERSION
+from bench.results import KNOWLEDGE_LEVELS, SCHEMA_VERSION, pack_correct
 
 _PROVENANCE = ("models", "wall_time_s", "created", "command")
 
@@ -111,7 +111,7 @@ def result_from_partials(protocol: Protocol, partials: Sequence[Partial]) -> dic
                                      f"but run by {chunks[0][1]}")
                 continue
             rec = _combine(chunks, protocol.positions(plan), f"{spec}: {level} {key[1]}")
-            entries.append({**rec.info, **attack_metrics(rec)})
+            entries.append({**rec.info, **attack_metrics(rec), "correct": pack_correct(rec.correct)})
     extra = {r.key for p in partials for r in p.attacks} - expected
     if extra:
         raise MergeError(f"{spec}: partials hold attacks the protocol does not have: {sorted(extra)}")
@@ -128,7 +128,8 @@ def result_from_partials(protocol: Protocol, partials: Sequence[Partial]) -> dic
                       jobs=len(partials))
     return {
         "schema": SCHEMA_VERSION, "protocol": header["protocol"], "defense": header["defense"], "data": header["data"],
-        "seed": header["seed"], "draws": header["draws"], **clean_metrics(clean), "attacks": entries,
+        "seed": header["seed"], "draws": header["draws"], **clean_metrics(clean),
+        "clean_correct": pack_correct(clean.correct), "attacks": entries,
         "skipped": [skipped[k] for k in KNOWLEDGE_LEVELS if k in skipped],
         "cost": {"defense_ms_per_image": float(np.median([p.cost_ms for p in partials])), "batch": COST_BATCH},
         "provenance": provenance,

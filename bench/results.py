@@ -17,8 +17,10 @@ Layout of a result (``schema`` 1; extra keys are allowed and kept)::
                attack_success, eliminated, perturbation, l2_threshold, attack_s_per_image}]
     cost: {defense_ms_per_image, batch}
     provenance: {versions, models, wall_time_s, created, command}
+    clean_correct, attacks[i].correct (optional): per-image outcomes, one string per draw
 
-Accuracies and rates are fractions in [0, 1]; Linf budgets and perturbations are in /255;
+Per-image outcomes (``pack_correct``) let ``check`` say which images flipped; results written
+before they existed lack them and are compared by their numbers alone. Accuracies and rates are fractions in [0, 1]; Linf budgets and perturbations are in /255;
 ``eps`` is ``null`` for minimum-norm attacks, which then carry their ``l2_threshold``.
 """
 
@@ -32,6 +34,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
+import numpy as np
+
 from bench.io import atomic_write_json
 
 SCHEMA_VERSION = 1
@@ -39,6 +43,7 @@ KNOWLEDGE_LEVELS: tuple[str, ...] = ("gray-box", "transfer", "adaptive")
 NORMS: tuple[str, ...] = ("linf", "l2")
 
 _PROTOCOL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_HEX = re.compile(r"[0-9a-f]*")
 
 
 @functools.cache
@@ -47,6 +52,27 @@ def canonical_attack(spec: str) -> str:
     from attacks import build_attack
 
     return repr(build_attack(spec))
+
+
+def pack_correct(correct: np.ndarray) -> list[str]:
+    """Per-image outcomes as stored: bool ``[R, n]`` -> one hex string per draw (bit i = image i)."""
+    rows = np.atleast_2d(np.asarray(correct, dtype=bool))
+    return [np.packbits(row).tobytes().hex() for row in rows]
+
+
+def unpack_correct(rows: list[str], n: int) -> np.ndarray:
+    """The inverse of :func:`pack_correct`: bool ``[R, n]``."""
+    return np.stack([np.unpackbits(np.frombuffer(bytes.fromhex(r), np.uint8))[:n].astype(bool) for r in rows])
+
+
+def _is_packed(n: int, draws: int) -> Callable[[Any], bool]:
+    """A check for ``draws`` hex strings of ``n`` bits each."""
+    chars = 2 * ((n + 7) // 8)
+
+    def ok(v: Any) -> bool:
+        return (isinstance(v, list) and len(v) == draws
+                and all(isinstance(r, str) and len(r) == chars and _HEX.fullmatch(r) is not None for r in v))
+    return ok
 
 
 def attack_entry(result: dict[str, Any] | None, level: str, spec: str) -> dict[str, Any] | None:
@@ -181,6 +207,8 @@ def validate_result(result: dict[str, Any], where: str) -> None:
     c.get(result, "seed", "", _is_int, "an integer")
     draws = c.get(result, "draws", "", lambda v: _is_int(v) and v >= 1, "a positive integer")
     c.stats(result, "clean_accuracy", "", draws)
+    if "clean_correct" in result:
+        c.get(result, "clean_correct", "", _is_packed(data["n"], draws), f"{draws} hex string(s) of {data['n']} bits")
     attacks = c.get(result, "attacks", "", lambda v: isinstance(v, list), "a list")
     seen: set[tuple[str, str]] = set()
     for i, entry in enumerate(attacks):
@@ -210,6 +238,9 @@ def validate_result(result: dict[str, Any], where: str) -> None:
         if eps is None and thr is None:
             c.fail(f"{p}.l2_threshold", "must be set for a minimum-norm attack (eps null)")
         c.get(entry, "attack_s_per_image", p, lambda v: _is_number(v) and v >= 0, "a non-negative number")
+        if "correct" in entry:
+            n = c.get(entry, "n", p, lambda v: _is_int(v) and v > 0, "a positive integer")
+            c.get(entry, "correct", p, _is_packed(n, draws), f"{draws} hex string(s) of {n} bits")
     cost = c.section(result, "cost")
     c.get(cost, "defense_ms_per_image", "cost", lambda v: _is_number(v) and v >= 0, "a non-negative number")
     c.get(cost, "batch", "cost", lambda v: _is_int(v) and v > 0, "a positive integer")

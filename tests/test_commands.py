@@ -6,9 +6,11 @@ import json
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench.cli import main
+from bench.results import pack_correct, unpack_correct
 
 GOOD = textwrap.dedent('''
     import dataclasses
@@ -71,8 +73,28 @@ def test_run_writes_results_and_leaderboard_then_check_passes(world, tmp_path: P
     assert main(["check", "--protocol", "tiny", "--defense", "jpeg(quality=50)", "--results", str(results)]) == 0
     out = capsys.readouterr().out
     assert "jpeg(quality=50): the same code, models and versions: reproduced exactly" in out and "1 of them exactly" in out
-    # ... a change of the defense's code is said plainly (the numbers may still be within tolerance) ...
+    # ... each image's outcome is stored, so check says which flipped; by default a deterministic
+    # defense may move by one image (another machine's floating point), not by two ...
     path = next(f for f in files if f.name.startswith("jpeg"))
+    original = path.read_text()
+    r = json.loads(original)
+    assert len(unpack_correct(r["clean_correct"], r["data"]["n"])[0]) == r["data"]["n"]
+    e = next(e for e in r["attacks"] if e["knowledge"] == "gray-box")
+    bits = unpack_correct(e["correct"], e["n"])
+    assert bits.mean() == e["robust_accuracy"]["mean"]
+    wrong = np.flatnonzero(~bits[0])
+    for k, code in ((1, 0), (2, 1)):
+        b = bits.copy()
+        b[0, wrong[:k]] = True  # the stored result had k more images right than the re-run will
+        e["correct"], e["robust_accuracy"] = pack_correct(b), {"mean": b.mean(), "std": 0.0, "draws": [b.mean()]}
+        path.write_text(json.dumps(r))
+        assert main(["check", "--protocol", "tiny", "--defense", "jpeg(quality=50)", "--results", str(results),
+                     "--cached"]) == code
+        out = capsys.readouterr().out
+        assert f"{k} image outcome(s) flipped (gray-box {e['attack']} {k} lost, 0 gained)" in out, out
+    assert "1 number(s) moved by more than each number's sampling noise" in out and "allowed" in out, out
+    path.write_text(original)
+    # ... a change of the defense's code is said plainly (the numbers may still be within tolerance) ...
     r = json.loads(path.read_text())
     recorded = r["provenance"]["code"]["defense"]
     r["provenance"]["code"]["defense"] = "0" * 64
