@@ -110,9 +110,7 @@ def real_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     return cache_root()
 
 
-@pytest.fixture(scope="session")
-def world_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("world")
+def _write_world(root: Path) -> dict[str, Path]:
     mp = pytest.MonkeyPatch()
     mp.setenv("SHIELDBENCH_CACHE", str(root / "cache"))
     try:
@@ -121,6 +119,33 @@ def world_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         return write_world(root)
     finally:
         mp.undo()
+
+
+@pytest.fixture(scope="session")
+def world_files(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> dict[str, Path]:
+    """The tiny world, trained once per test session: under pytest-xdist the workers share one
+    copy (the first to ask writes it under a lock, the others wait and read it; nothing writes
+    into it afterwards), instead of each training the same two models (~30 s a worker)."""
+    if worker_id == "master":  # no xdist
+        return _write_world(tmp_path_factory.mktemp("world"))
+    import fcntl
+
+    shared = tmp_path_factory.getbasetemp().parent  # this session's folder, one for all workers
+    root, done = shared / "world", shared / "world.done"
+    with open(shared / "world.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not done.exists():
+                if root.exists():  # a worker that died while writing
+                    import shutil
+
+                    shutil.rmtree(root)
+                root.mkdir()
+                _write_world(root)
+                done.touch()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return {"data": root / "data", "zoo": root / "zoo", "protocols": root / "protocols"}
 
 
 @pytest.fixture
