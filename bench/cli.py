@@ -191,9 +191,17 @@ def cmd_data(args: argparse.Namespace) -> int:
         return 0
     location = resolve_data_location(args.data)
     console.print(f"location: {location}\nsource:   {find_source(location)}")
-    for split in ("train", "test"):
-        d = load_dataset("cifar10", split, data=args.data)
-        console.print(f"{split}: {len(d)} images {d.images.shape[1:]} sha256 {d.source_sha256[:16]} Pillow {d.pillow_version}")
+    if args.protocol:  # the protocol's split, decoded at its crop (an image folder's other splits are not needed)
+        from bench.protocol import load_protocol
+
+        p = load_protocol(args.protocol)
+        loads = [(p.dataset, p.split, p.image_size, p.resize)]
+    else:
+        loads = [("cifar10", split, None, None) for split in ("train", "test")]
+    for name, split, image_size, resize in loads:
+        d = load_dataset(name, split, data=args.data, image_size=image_size, resize=resize)
+        console.print(f"{split}: {len(d)} images {d.images.shape[1:]}, {len(d.classes)} classes, "
+                      f"sha256 {d.source_sha256[:16]} Pillow {d.pillow_version}")
     return 0
 
 
@@ -220,7 +228,14 @@ def cmd_fd_stats(args: argparse.Namespace) -> int:
 def cmd_quilting_db(args: argparse.Namespace) -> int:
     from defenses.quilting import write_database
 
-    path = write_database(args.patch, args.size, args.seed, data=args.data)
+    training = None
+    if args.protocol:  # that protocol's dataset's training split, at its crop
+        from bench.data import TrainingData
+        from bench.protocol import load_protocol
+
+        p = load_protocol(args.protocol)
+        training = TrainingData(p.dataset, args.data, p.image_size, p.resize)
+    path = write_database(args.patch, args.size, args.seed, data=args.data, training=training)
     _console().print(f"wrote {path}")
     return 0
 
@@ -268,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--timeout", type=float, default=10.0, help="network timeout in seconds")
     i = dsub.add_parser("info", help="show where data is found and decode it into the cache")
     i.add_argument("--data", help=DATA_HELP)
+    i.add_argument("--protocol", help="decode this protocol's dataset split at its image size (default: CIFAR-10)")
     d.set_defaults(func=cmd_data)
 
     fs = sub.add_parser("fd-stats", help="compute Feature Distillation's band statistics from the training set")
@@ -279,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     qd.add_argument("--patch", type=int, default=5)
     qd.add_argument("--size", type=int, default=20000, help="number of patches")
     qd.add_argument("--seed", type=int, default=0)
+    qd.add_argument("--protocol", help="build it from this protocol's dataset (its train/ split, at the protocol's "
+                                       "image size; default: CIFAR-10)")
     qd.add_argument("--data", help=DATA_HELP)
     qd.set_defaults(func=cmd_quilting_db)
 

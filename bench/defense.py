@@ -119,6 +119,18 @@ class Defense:
             return [(ts[0], m) for m in self.members]
         return list(zip(ts, self.members))
 
+    def on_base(self, base: str) -> Defense:
+        """This defense with the protocol's base model ``base`` as its member, if it is a bare
+        transform (one transform on the default member ``resnet20``, mean logits: the spec is the
+        transform's), which means "the transform in front of the base model"; else itself.
+
+        The spec is kept: ``jpeg(quality=75)`` under a protocol whose base is a ResNet-50 is
+        JPEG in front of that ResNet-50, not in front of the CIFAR ResNet-20.
+        """
+        if base == BASE_MODEL or self.members != (BASE_MODEL,) or self.spec != repr(self.transforms[0]):
+            return self
+        return dataclasses.replace(self, members=(base,))
+
     def _derived_spec(self) -> str:
         ts = self.transforms
         if len(ts) == 1 and self.members == (BASE_MODEL,) and self.vote == "mean_logits":

@@ -64,6 +64,7 @@ def find_plan(runner: Runner, level: str, spec: str | None) -> AttackPlan:
 def export_examples(runner: Runner, defense: Defense, level: str, plan: AttackPlan, path: Path) -> dict[str, Any]:
     """Writes the examples of ``plan`` at ``level`` on ``defense`` to ``path``; returns the meta dict."""
     p = runner.protocol
+    defense = defense.on_base(p.base)  # a bare transform is scored in front of the protocol's base model
     clf = DefendedClassifier(defense, {m: runner.model(m).logits_fn() for m in defense.members})
     draws = p.draws if defense.randomized else 1
     c = runner.crafted(level, plan, defense, clf, draws)

@@ -3,10 +3,12 @@
 A protocol fixes everything a score depends on besides the defense (DESIGN.md §6): the
 dataset split and the image index set (``n`` images drawn once with ``seed`` by
 ``bench.data.subset_indices``; the CIFAR-10 test split is class-ordered, so never "the first
-n"), the base and transfer-source models, the attacks and the knowledge levels each runs
-at, the number R of scoring draws for randomized defenses, the EOT sample count K (an attack may
-set its own, e.g. ``2 K`` for a sanity check), and the
-L2 threshold at which minimum-norm attacks are scored. An attack may use only a fixed random
+n"), the base and transfer-source models, the attacks and the knowledge levels each runs at,
+the number R of scoring draws for randomized defenses, the EOT sample count K (an attack may
+set its own, e.g. ``2 K`` for a sanity check), the L2 threshold at which minimum-norm
+attacks are scored, and for image folders of any image size the evaluation crop (optional
+``image_size`` and ``resize``: ``bench.data.fit_image``; the data location itself is never
+in the file: ``--data`` or ``$SHIELDBENCH_DATA``). An attack may use only a fixed random
 subset of ``n`` images of the index set (drawn with ``seed + 1``; subsets of different sizes
 are nested; stated in results and on the leaderboard) when it is too slow for all of them.
 Unknown keys are errors (a typo must not silently change a protocol).
@@ -30,7 +32,7 @@ from bench.io import sha256_bytes
 
 KNOWLEDGE = ("gray-box", "transfer", "adaptive")
 _TOP_KEYS = {"name", "version", "description", "dataset", "split", "n", "seed", "base", "source", "draws", "eot",
-             "batch_size", "l2_threshold", "defenses", "attack"}
+             "batch_size", "l2_threshold", "defenses", "attack", "image_size", "resize"}
 _ATTACK_KEYS = {"spec", "knowledge", "n", "eot"}
 PROTOCOL_DIR = Path(__file__).resolve().parent / "protocols"
 
@@ -78,6 +80,8 @@ class Protocol:
     defenses: tuple[str, ...]
     sha256: str
     path: str
+    image_size: int | None = None
+    resize: int | None = None
 
     def attacks_at(self, knowledge: str) -> list[AttackPlan]:
         return [a for a in self.attacks if knowledge in a.knowledge]
@@ -170,6 +174,8 @@ def parse_protocol(path: Path) -> Protocol:
         defenses=tuple(_require(t, "defenses", list, where)),
         sha256=sha256_bytes(raw),
         path=where,
+        image_size=t.get("image_size"),
+        resize=t.get("resize"),
     )
     if p.name != path.stem:
         raise ProtocolError(f"{where}: name {p.name!r} does not match the file name")
@@ -180,6 +186,12 @@ def parse_protocol(path: Path) -> Protocol:
         raise ProtocolError(f"{where}: l2_threshold must be a finite number > 0, got {p.l2_threshold}")
     if p.seed < 0 or p.seed >= 2 ** 63:
         raise ProtocolError(f"{where}: seed must be an integer in 0..2**63-1, got {p.seed}")
+    from bench.data import check_fit
+
+    try:
+        check_fit(p.dataset, p.image_size, p.resize)
+    except ValueError as e:
+        raise ProtocolError(f"{where}: {e}") from None
     from bench.defense import build_defense
 
     for i, spec in enumerate(p.defenses):

@@ -47,7 +47,7 @@ from attacks.target import AttackTarget
 from attacks.worst_case import WorstCase
 from bench.adaptive import run_worst_case
 from bench.cache import AdversarialCache, CachedBatch
-from bench.data import load_dataset, subset_indices
+from bench.data import TrainingData, load_dataset, subset_indices, use_training_data
 from bench.defense import DefendedBatchError, DefendedClassifier, Defense
 from bench.io import sha256_bytes
 from bench.jobs import Partial, Selection, Shard
@@ -141,7 +141,11 @@ class Runner:
         self.cache = cache if cache is not None else AdversarialCache()
         self.emit = on_event or (lambda e: None)
         self.command = command
-        ds = load_dataset(protocol.dataset, protocol.split, data=data)
+        ds = load_dataset(protocol.dataset, protocol.split, data=data, image_size=protocol.image_size,
+                          resize=protocol.resize)
+        # data-built transforms (quilting's patch database) learn from this dataset's training split
+        use_training_data(TrainingData(protocol.dataset, None if data is None else str(data), protocol.image_size,
+                                       protocol.resize))
         if protocol.n > len(ds):
             raise ValueError(f"protocol {protocol.name} wants {protocol.n} images; {protocol.split} has {len(ds)}")
         self.indices = subset_indices(len(ds), protocol.n, protocol.seed)
@@ -150,6 +154,9 @@ class Runner:
         self.data_info = {"dataset": protocol.dataset, "split": protocol.split, "n": int(protocol.n),
                           "indices_sha256": _sha(self.indices.astype(np.int64)),
                           "source_sha256": ds.source_sha256}
+        self._data_key = [protocol.dataset, protocol.split, ds.source_sha256]
+        if protocol.image_size is not None:  # the crop decides the pixels (absent for CIFAR: its keys unchanged)
+            self._data_key.append(f"crop {protocol.image_size} of {protocol.resize or protocol.image_size}")
         self._attack_code: dict[type, str] = {}
         from bench import versions  # (bench imports this module: not at the top)
 
@@ -218,7 +225,7 @@ class Runner:
         for i, (b, sel) in enumerate(batches):
             key = {**key_parts, "attack": repr(attack), "attack_params": attack.params(), "seed": self.protocol.seed,
                    "versions": self.versions, "attack_code": self.attack_code(attack),
-                   "data": [self.data_info["dataset"], self.data_info["split"], self.data_info["source_sha256"]],
+                   "data": self._data_key,
                    "indices_sha256": _sha(self.indices[sel].astype(np.int64)), "batch": b}
             size = min((p for p in pad_to if p >= len(sel)), default=len(sel))
             if pad_to:
@@ -295,6 +302,7 @@ class Runner:
         p = self.protocol
         selection.check(p)
         t_start = time.perf_counter()
+        defense = defense.on_base(p.base)  # a bare transform is scored in front of the protocol's base model
         clf = DefendedClassifier(defense, {m: self.model(m).logits_fn() for m in defense.members})
         draws = p.draws if defense.randomized else 1
         first, _, pos = self._units(np.arange(p.n), shard)
@@ -350,6 +358,7 @@ class Runner:
 
     def adaptive_parts(self, defense: Defense, eot: int) -> dict[str, Any]:
         """What a defense's adaptive examples depend on besides the attack and images (cache key)."""
+        defense = defense.on_base(self.protocol.base)
         members = {m: self.model(m).card["weights_sha256"] for m in defense.members}
         views = [[repr(t), m, members[m]] for t, m in defense.views()]
         return {"knowledge": "adaptive", "defense": defense.spec, "views": views, "vote": defense.vote, "eot": eot,
@@ -371,6 +380,7 @@ class Runner:
                 shard: Shard = Shard()) -> Crafted:
         """The adversarial examples of one attack at one knowledge level on a shard (cached)."""
         p = self.protocol
+        defense = defense.on_base(p.base)
         attack = build_attack(plan.spec)
         first, units, pos = self._units(p.positions(plan), shard)
         eot = (plan.eot or p.eot) if (level == "adaptive" and defense.randomized) else 1

@@ -12,14 +12,21 @@ Departures from the paper, documented:
 * Overlaps are **blended** (every output pixel is the mean of the patches covering it)
   instead of stitched along a minimum-error boundary cut (graph cut). Blending is jit- and
   vmap-friendly and keeps every output pixel a convex combination of clean pixels.
-* The database holds ``db_size`` patches (default 20,000) sampled from the CIFAR-10
-  training set with a fixed seed (paper: one million ImageNet patches); neighbours are
-  searched exactly (the paper used approximate search).
+* The database holds ``db_size`` patches (default 20,000) sampled with a fixed seed from the
+  training split of the dataset being scored (``bench.data.training_data``: the runner sets it
+  to its protocol's dataset, data location and crop; CIFAR-10's training set by default; paper:
+  one million ImageNet patches); neighbours are searched exactly (the paper used approximate
+  search), in chunks of queries so that the score matrix stays under ``SEARCH_ELEMENTS``
+  values (a 224x224 image has 5,476 windows at the default stride: 438 MB of scores per image
+  against 20,000 patches, unchunked).
 * Patches are matched on all channels jointly (paper: the same).
 
 The database is built by ``shieldbench quilting-db`` (or on first use, identically: it is a
 deterministic function of the training set, the patch size, ``db_size`` and the seed) and
-cached atomically under ``<cache>/quilting/`` with its provenance.
+cached atomically under ``<cache>/quilting/`` with its provenance, named by the training
+set: ``cifar10-p5-n20000-s0.npz``, or for an image folder its crop and a fingerprint of its
+``train/`` directory (an image folder without ``train/`` cannot be quilted: the patches must
+not come from the images being scored, whose clean pixels they would hand back).
 
 Surrogates offered to the attacker: ``"identity"`` only (BPDA's straight-through gradient,
 as Athalye et al. 2018): the output is a blend of database patches, so its own gradient
@@ -37,21 +44,30 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bench.data import TrainingData, training_data
 from bench.transform import Images, Transform, register_transform
 
 _DB: dict[tuple, np.ndarray] = {}
+SEARCH_ELEMENTS = 1 << 28  # most query x patch scores computed at once (1 GiB of float32)
 
 
-def db_path(patch: int, size: int, seed: int = 0) -> Path:
+def db_path(patch: int, size: int, seed: int = 0, source: str = "cifar10") -> Path:
+    """The cached database built from the training set named ``source`` (``TrainingData.tag``)."""
     from bench.io import cache_root
 
-    return cache_root() / "quilting" / f"cifar10-p{patch}-n{size}-s{seed}.npz"
+    return cache_root() / "quilting" / f"{source}-p{patch}-n{size}-s{seed}.npz"
 
 
 def build_database(images: np.ndarray, patch: int, size: int, seed: int = 0) -> np.ndarray:
-    """Samples ``size`` patches uint8 ``[size, patch, patch, C]`` from ``images`` deterministically."""
+    """Samples ``size`` patches uint8 ``[size, patch, patch, C]`` from ``images`` ``[N, H, W, C]`` deterministically.
+
+    Raises:
+        ValueError: images smaller than the patches.
+    """
     rng = np.random.default_rng(seed)
     n, h, w, _ = images.shape
+    if h < patch or w < patch:
+        raise ValueError(f"training images of {h}x{w} are smaller than the {patch}x{patch} patches")
     idx = rng.integers(0, n, size)
     ys = rng.integers(0, h - patch + 1, size)
     xs = rng.integers(0, w - patch + 1, size)
@@ -59,40 +75,86 @@ def build_database(images: np.ndarray, patch: int, size: int, seed: int = 0) -> 
     return images[idx[:, None, None], (ys[:, None] + offsets)[:, :, None], (xs[:, None] + offsets)[:, None, :]]
 
 
-def write_database(patch: int, size: int, seed: int = 0, data: str | None = None) -> Path:
-    """Builds the database from the CIFAR-10 training set and caches it atomically."""
-    from bench.data import load_dataset
+def write_database(patch: int, size: int, seed: int = 0, data: str | None = None,
+                   training: TrainingData | None = None) -> Path:
+    """Builds the database from a training set and caches it atomically.
+
+    Args:
+        patch, size, seed: the patch side, number of patches and sampling seed.
+        data: CIFAR-10's location (the CLI's ``--data``), when ``training`` is not given.
+        training: the training set; default CIFAR-10 at ``data`` if given, else the current
+            ``bench.data.training_data()``.
+
+    Returns:
+        The database file.
+
+    Raises:
+        DataError: the training split cannot be loaded (e.g. an image folder without ``train/``).
+    """
     from bench.io import atomic_write_bytes
 
-    train = load_dataset("cifar10", "train", data=data)
+    if training is None:
+        training = TrainingData("cifar10", data) if data is not None else training_data()
+    train = training.load()
     patches = build_database(train.images, patch, size, seed)
-    meta = {"dataset": "cifar10", "split": "train", "source_sha256": train.source_sha256, "patch": patch,
+    meta = {"dataset": training.name, "split": "train", "source_sha256": train.source_sha256, "patch": patch,
             "size": size, "seed": seed, "command": f"shieldbench quilting-db --patch {patch} --size {size}"}
+    if training.image_size is not None:
+        meta.update(image_size=training.image_size, resize=training.resize or training.image_size)
     buf = io.BytesIO()
     np.savez(buf, patches=patches, meta=np.array(json.dumps(meta)))
-    path = db_path(patch, size, seed)
+    path = db_path(patch, size, seed, training.tag())
     atomic_write_bytes(path, buf.getvalue())
     return path
 
 
 def load_database(patch: int, size: int, seed: int = 0) -> np.ndarray:
-    """The database as float32 ``[size, patch * patch * C]`` in [0, 1] (built if missing).
+    """The database of the current training set (``bench.data.training_data``) as float32
+    ``[size, patch * patch * C]`` in [0, 1] (built if missing).
 
     A NumPy array, converted in NumPy: the first call may come from inside a ``jit`` trace,
     where a ``jnp`` result would be a tracer that a later trace cannot use.
     """
-    key = (patch, size, seed)
+    training = training_data()
+    # CIFAR-10 keeps the key (patch, size, seed) its database always had
+    key = (patch, size, seed) if training.name == "cifar10" else (patch, size, seed, training)
     if key not in _DB:
-        path = db_path(patch, size, seed)
+        path = db_path(patch, size, seed, training.tag())
         try:
             with np.load(path, allow_pickle=False) as z:
                 patches = z["patches"]
         except (OSError, ValueError, KeyError, EOFError):
-            write_database(patch, size, seed)
+            path = write_database(patch, size, seed, training=training)
             with np.load(path, allow_pickle=False) as z:
                 patches = z["patches"]
         _DB[key] = patches.reshape(size, -1).astype(np.float32) / np.float32(255.0)
     return _DB[key]
+
+
+def nearest_patches(q: jax.Array, db: np.ndarray, k: int) -> jax.Array:
+    """Indices ``[Q, k]`` of the ``k`` database patches nearest to each query (Euclidean).
+
+    Args:
+        q: float32 queries ``[Q, D]``.
+        db: float32 database ``[N, D]`` (NumPy: its squared norms are constants).
+        k: neighbours per query.
+
+    The ``[Q, N]`` scores are computed in chunks of at most ``SEARCH_ELEMENTS`` values
+    (``lax.map``); below that, in one piece (every CIFAR-10 batch up to 128 images).
+    """
+    db_j, db_sq = jnp.asarray(db), jnp.asarray(np.sum(db * db, axis=1))
+
+    def search(rows: jax.Array) -> jax.Array:
+        # squared distances up to the per-query constant |q|^2: |d|^2 - 2 q.d
+        return jax.lax.top_k(2.0 * rows @ db_j.T - db_sq, k)[1]
+
+    n = q.shape[0]
+    chunk = max(1, SEARCH_ELEMENTS // db.shape[0])
+    if n <= chunk:
+        return search(q)
+    m = -(-n // chunk)
+    padded = jnp.pad(q, ((0, m * chunk - n), (0, 0)))
+    return jax.lax.map(search, padded.reshape(m, chunk, q.shape[1])).reshape(m * chunk, k)[:n]
 
 
 def grid(length: int, patch: int, stride: int) -> np.ndarray:
@@ -112,7 +174,7 @@ class Quilting(Transform):
         patch: patch side in pixels.
         overlap: pixels shared by neighbouring patches (stride = patch - overlap).
         k: neighbours to draw from.
-        db_size: database size (patches from the CIFAR-10 training set).
+        db_size: database size (patches from the training split of the dataset being scored).
 
     Surrogates: "identity" only (the inherited default).
     """
@@ -140,20 +202,17 @@ class Quilting(Transform):
         if h < p or w < p:
             raise ValueError(f"images {h}x{w} are smaller than the {p}x{p} patches")
         db_np = load_database(p, self.db_size)
-        db = jnp.asarray(db_np)
-        if db.shape[1] != p * p * c:
-            raise ValueError(f"the patch database has {db.shape[1] // (p * p)} channels, images have {c}")
+        if db_np.shape[1] != p * p * c:
+            raise ValueError(f"the patch database has {db_np.shape[1] // (p * p)} channels, images have {c}")
         ys, xs = grid(h, p, p - self.overlap), grid(w, p, p - self.overlap)
         offs = np.arange(p)
         rows = (ys[:, None, None, None] + offs[None, None, :, None])  # [Py, 1, p, 1]
         cols = (xs[None, :, None, None] + offs[None, None, None, :])  # [1, Px, 1, p]
         queries = x[:, rows, cols, :]  # [B, Py, Px, p, p, C]
         q = queries.reshape(-1, p * p * c)
-        # squared distances up to the per-query constant |q|^2: |d|^2 - 2 q.d
-        scores = 2.0 * q @ db.T - jnp.asarray(np.sum(db_np * db_np, axis=1))
-        _, nearest = jax.lax.top_k(scores, self.k)  # [Q, k]
+        nearest = nearest_patches(q, db_np, self.k)  # [Q, k]
         pick = jax.random.randint(key, (q.shape[0], 1), 0, self.k)
-        chosen = db[jnp.take_along_axis(nearest, pick, axis=1)[:, 0]]
+        chosen = jnp.asarray(db_np)[jnp.take_along_axis(nearest, pick, axis=1)[:, 0]]
         chosen = chosen.reshape(b, len(ys), len(xs), p, p, c)
         canvas = jnp.zeros((b, h, w, c), x.dtype).at[:, rows, cols, :].add(chosen)
         count = jnp.zeros((h, w), x.dtype).at[rows, cols].add(1.0)
