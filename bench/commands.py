@@ -394,8 +394,11 @@ def _same_data(stored: list[dict], args: argparse.Namespace) -> None:
     """Refuses to compare results computed on another copy of the data (e.g. PNG vs JPEG CIFAR-10)."""
     from bench.data import load_dataset
 
-    first = stored[0]["data"]
-    ds = load_dataset(first["dataset"], first["split"], data=args.data)
+    from bench.protocol import load_protocol
+
+    first, protocol = stored[0]["data"], load_protocol(args.protocol)
+    ds = load_dataset(first["dataset"], first["split"], data=args.data, image_size=protocol.image_size,
+                      resize=protocol.resize)  # the protocol's crop: the same pixels the results were scored on
     for r in stored:
         if r["data"].get("source_sha256") not in (None, ds.source_sha256):
             raise ValueError(
