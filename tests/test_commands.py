@@ -125,11 +125,7 @@ def test_submit_scores_the_readme_example_without_recording(world, tmp_path: Pat
     out = capsys.readouterr().out
     assert "posterize(levels=8)" in out or "posterize()" in out
     assert "contract checks passed" in out and "not recorded" in out
-    assert not results.exists()
-    f = tmp_path / "posterize2.py"
-    f.write_text(GOOD.format(name="posterize_ok"))
-    assert main(["submit", str(f), "--protocol", "tiny", "--results", str(results), "--record"]) == 0
-    assert len(list((results / "tiny").glob("*.json"))) == 1 and (tmp_path / "tiny.md").is_file()
+    assert not results.exists()  # (submit --record, sandboxed: tests/test_sandbox.py and test_host.py)
 
 
 @pytest.mark.parametrize("check", ["range", "shape", "dtype", "deterministic", "randomized", "approx"])

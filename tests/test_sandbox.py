@@ -87,6 +87,7 @@ def test_a_submission_that_patches_the_harness_scores_like_the_identity(world, t
     results = tmp_path / "results"
     f = _hostile(tmp_path, "hostile_identity", isolated_cache, 9)
     assert main(["submit", str(f), "--protocol", "tiny", "--record", "--results", str(results)]) == 0
+    assert len(list((results / "tiny").glob("*.json"))) == 1 and (tmp_path / "tiny.md").is_file()  # and its page
     assert bench.metrics.attack_metrics is original
     assert main(["run", "--protocol", "tiny", "--defense", "identity()", "--results", str(results)]) == 0
     stored = {r["defense"]["spec"]: r for r in (json.loads(p.read_text()) for p in (results / "tiny").glob("*.json"))}
