@@ -7,6 +7,7 @@ transfer source (``resnet32``) in a temporary zoo. ``tiny.toml`` is a small prot
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +90,23 @@ def write_world(root: Path) -> dict[str, Path]:
     (protocols / "tiny.toml").write_text(PROTOCOL)
     jax.clear_caches()
     return {"data": data, "zoo": zoo, "protocols": protocols}
+
+
+FGSM_ONLY = '[[attack]]\nspec = "fgsm(eps=8)"\nknowledge = ["gray-box"]\n'
+# the tiny protocol's gray-box and transfer attacks (four numbers), without its costly adaptive ones
+NON_ADAPTIVE = FGSM_ONLY.replace('"gray-box"', '"gray-box", "transfer"') + \
+    '\n[[attack]]\nspec = "pgd(eps=8, steps=5)"\nknowledge = ["gray-box", "transfer"]\n'
+
+
+def small_protocol(mp, files: dict[str, Path], root: Path, name: str = "tiny-fgsm", attacks: str = FGSM_ONLY) -> str:
+    """Adds a protocol with the tiny world's data, models and settings but only ``attacks`` (TOML
+    ``[[attack]]`` tables; one gray-box FGSM by default) on 20 images, for tests about a
+    submission's path through the harness rather than about the attacks; returns its name."""
+    text = PROTOCOL.split("[[attack]]")[0].replace('name = "tiny"', f'name = "{name}"').replace("n = 40", "n = 20")
+    root.mkdir(parents=True, exist_ok=True)
+    (root / f"{name}.toml").write_text(text + attacks)
+    mp.setenv("SHIELDBENCH_PROTOCOLS", f"{root}{os.pathsep}{files['protocols']}")
+    return name
 
 
 def use_world(mp, files: dict[str, Path]) -> None:

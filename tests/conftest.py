@@ -20,12 +20,16 @@ REAL_DATA = default_data_dir() / "cifar10-jpeg.tar.gz"
 def pytest_configure(config: pytest.Config) -> None:
     """A persistent XLA compilation cache for the test session only: the runner tests build
     the same models, attacks and defenses in many small jitted closures, and re-tracing them
-    is cheap while re-compiling is not. (Test-only global config; the library sets none.)"""
+    is cheap while re-compiling is not. The xdist workers share the controller's cache, so what one
+    worker compiled the other loads. (Test-only global config; the library sets none.)"""
+    import os
     import tempfile
 
     import jax
 
-    jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="shieldbench-xla-"))
+    if "SHIELDBENCH_TEST_XLA_CACHE" not in os.environ:  # the controller (or a run without xdist)
+        os.environ["SHIELDBENCH_TEST_XLA_CACHE"] = tempfile.mkdtemp(prefix="shieldbench-xla-")
+    jax.config.update("jax_compilation_cache_dir", os.environ["SHIELDBENCH_TEST_XLA_CACHE"])
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 

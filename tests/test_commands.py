@@ -118,10 +118,14 @@ def test_run_writes_results_and_leaderboard_then_check_passes(world, tmp_path: P
     assert "source sha256 ffffffffffffffff" in capsys.readouterr().err
 
 
-def test_submit_scores_the_readme_example_without_recording(world, tmp_path: Path, capsys) -> None:
+def test_submit_scores_the_readme_example_without_recording(world, tmp_path: Path, capsys,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench_world import small_protocol
+
     example = Path(__file__).resolve().parents[1] / "examples" / "posterize.py"
     results = tmp_path / "results"
-    assert main(["submit", str(example), "--protocol", "tiny", "--results", str(results)]) == 0
+    protocol = small_protocol(monkeypatch, world, tmp_path / "protocols")
+    assert main(["submit", str(example), "--protocol", protocol, "--results", str(results)]) == 0
     out = capsys.readouterr().out
     assert "posterize(levels=8)" in out or "posterize()" in out
     assert "contract checks passed" in out and "not recorded" in out

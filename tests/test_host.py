@@ -203,14 +203,17 @@ def test_the_spec_check_refuses_a_transform_its_spec_does_not_rebuild() -> None:
 
 # ---- scoring ------------------------------------------------------------------------------------
 
-def test_the_pil_jpeg_submission_scores_exactly_like_jpeg_where_the_surrogate_is_the_same(world, tmp_path: Path
-                                                                                       ) -> None:
+def test_the_pil_jpeg_submission_scores_exactly_like_jpeg_where_the_surrogate_is_the_same(
+        world, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench_world import NON_ADAPTIVE, small_protocol
+
+    protocol = small_protocol(monkeypatch, world, tmp_path / "protocols", "tiny-shared", NON_ADAPTIVE)
     results = tmp_path / "results"
-    assert main(["run", "--protocol", "tiny", "--defense", "jpeg(quality=75)", "--results", str(results)]) == 0
-    assert main(["submit", str(EXAMPLES / "pil_jpeg.py"), "--protocol", "tiny", "--record",
+    assert main(["run", "--protocol", protocol, "--defense", "jpeg(quality=75)", "--results", str(results)]) == 0
+    assert main(["submit", str(EXAMPLES / "pil_jpeg.py"), "--protocol", protocol, "--record",
                  "--results", str(results)]) == 0
     stored = {json.loads(f.read_text())["defense"]["spec"]: json.loads(f.read_text())
-              for f in (results / "tiny").glob("*.json")}
+              for f in (results / protocol).glob("*.json")}
     ours, pil = stored["jpeg(quality=75)"], stored["pil_jpeg(quality=75)"]
     assert ours["clean_accuracy"] == pil["clean_accuracy"]
     shared = [(a["attack"], a["knowledge"]) for a in ours["attacks"] if a["knowledge"] in ("gray-box", "transfer")]

@@ -79,18 +79,20 @@ def test_a_submission_cannot_write_read_the_cache_connect_or_signal(tmp_path: Pa
 
 
 @needs_landlock
-def test_a_submission_that_patches_the_harness_scores_like_the_identity(world, tmp_path: Path,
-                                                                        isolated_cache: Path) -> None:
+def test_a_submission_that_patches_the_harness_scores_like_the_identity(world, tmp_path: Path, isolated_cache: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     import bench.metrics
+    from bench_world import NON_ADAPTIVE, small_protocol
 
+    protocol = small_protocol(monkeypatch, world, tmp_path / "protocols", "tiny-shared", NON_ADAPTIVE)
     original = bench.metrics.attack_metrics
     results = tmp_path / "results"
     f = _hostile(tmp_path, "hostile_identity", isolated_cache, 9)
-    assert main(["submit", str(f), "--protocol", "tiny", "--record", "--results", str(results)]) == 0
-    assert len(list((results / "tiny").glob("*.json"))) == 1 and (tmp_path / "tiny.md").is_file()  # and its page
+    assert main(["submit", str(f), "--protocol", protocol, "--record", "--results", str(results)]) == 0
+    assert len(list((results / protocol).glob("*.json"))) == 1 and (tmp_path / f"{protocol}.md").is_file()  # page
     assert bench.metrics.attack_metrics is original
-    assert main(["run", "--protocol", "tiny", "--defense", "identity()", "--results", str(results)]) == 0
-    stored = {r["defense"]["spec"]: r for r in (json.loads(p.read_text()) for p in (results / "tiny").glob("*.json"))}
+    assert main(["run", "--protocol", protocol, "--defense", "identity()", "--results", str(results)]) == 0
+    stored = {r["defense"]["spec"]: r for r in (json.loads(p.read_text()) for p in (results / protocol).glob("*.json"))}
     ours, theirs = stored["identity()"], stored["hostile_identity()"]
     assert theirs["clean_accuracy"] == ours["clean_accuracy"]
     assert [a["robust_accuracy"] for a in theirs["attacks"]] == [a["robust_accuracy"] for a in ours["attacks"]]

@@ -158,13 +158,17 @@ def _shared_numbers(r: dict) -> dict:
             if a["knowledge"] in ("gray-box", "transfer")}
 
 
-def test_a_submission_with_its_own_model_scores_like_the_same_weights_in_the_zoo(world, tmp_path: Path) -> None:
+def test_a_submission_with_its_own_model_scores_like_the_same_weights_in_the_zoo(
+        world, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench_world import NON_ADAPTIVE, small_protocol
+
+    protocol = small_protocol(monkeypatch, world, tmp_path / "protocols", "tiny-shared", NON_ADAPTIVE)
     results = tmp_path / "results"
     sub = _submission(world, tmp_path)
     # a model runs in the harness: a file that brings one is scored in-process, and only when trusted
-    assert main(["submit", str(sub), "--protocol", "tiny", "--record", "--results", str(results), "--trust"]) == 0
-    assert main(["run", "--protocol", "tiny", "--defense", "jpeg(quality=75)", "--results", str(results)]) == 0
-    stored = _stored(results, "tiny")
+    assert main(["submit", str(sub), "--protocol", protocol, "--record", "--results", str(results), "--trust"]) == 0
+    assert main(["run", "--protocol", protocol, "--defense", "jpeg(quality=75)", "--results", str(results)]) == 0
+    stored = _stored(results, protocol)
     assert stored["user_member_jpeg()"]["provenance"]["submission"]["trusted"] is True
     user, zoo = stored["user_member_jpeg()"], stored["jpeg(quality=75)"]
     assert user["clean_accuracy"] == zoo["clean_accuracy"]
