@@ -73,7 +73,7 @@ def export_examples(runner: Runner, defense: Defense, level: str, plan: AttackPl
     if c.attack.minimum_norm:  # scored as the runner scores them
         l2 = np.linalg.norm((x_adv - x).reshape(len(x), -1).astype(np.float64), axis=1)
         x_adv = np.where((c.success & (l2 <= p.l2_threshold))[:, None, None, None], x_adv, x)
-    meta = {"protocol": {"name": p.name, "version": p.version, "sha256": p.sha256}, "defense": defense.spec,
+    meta = {"protocol": p.header(), "defense": defense.spec,
             "knowledge": level, "attack": repr(c.attack), "data": runner.data_info,
             "rescore": "the defended classifier's prediction on x_adv[i] vs labels[i]; indices are positions in "
                        f"the {p.dataset}/{p.split} split"}

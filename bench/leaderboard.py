@@ -152,10 +152,16 @@ def _protocol_lines(protocol: str, results: list[dict[str, Any]]) -> list[str]:
         counts = Counter(values)
         return min(counts, key=lambda v: (-counts[v], repr(v)))
 
-    protos = [(r["protocol"]["name"], r["protocol"]["version"], r["protocol"]["sha256"]) for r in results]
+    # results agree on the protocol when they agree on its identity (bench.protocol); older ones
+    # carry only the file's sha256. The line shows the file most results were scored under.
+    protos = [(r["protocol"]["name"], r["protocol"]["version"],
+               *(("identity", r["protocol"]["identity"]) if "identity" in r["protocol"] else
+                 ("sha256", r["protocol"]["sha256"]))) for r in results]
+    shas = [r["protocol"]["sha256"] for r in results]
     datas = [(r["data"]["dataset"], r["data"]["split"], r["data"]["n"], r["data"]["indices_sha256"],
               r["data"]["source_sha256"]) for r in results]
-    _, version, sha = most_common(protos)
+    _, version, _, _ = most_common(protos)
+    sha = most_common(shas)
     dataset, split, n, _, _ = most_common(datas)
     draws = sorted({r["draws"] for r in results if r["defense"]["randomized"]})
     if draws:
@@ -165,8 +171,8 @@ def _protocol_lines(protocol: str, results: list[dict[str, Any]]) -> list[str]:
     lines = [f"Protocol {_code(protocol)} v{version} (sha256 {sha[:12]}) · {dataset}/{split}, n = {n} images · "
              f"{r_text}."]
     if len(set(protos)) > 1:
-        seen = ", ".join(f"{name} v{v} (sha256 {s[:12]}): {c} file{'s' if c > 1 else ''}"
-                         for (name, v, s), c in sorted(Counter(protos).items()))
+        seen = ", ".join(f"{name} v{v} ({kind} {h[:12]}): {c} file{'s' if c > 1 else ''}"
+                         for (name, v, kind, h), c in sorted(Counter(protos).items()))
         lines.append(f"> **Warning:** the results disagree on the protocol ({seen}); re-run the outdated rows.")
     if len(set(datas)) > 1:
         seen = ", ".join(f"{d}/{sp} n = {k} (indices {h[:12] if h else _DASH}, source {src[:12]}): "

@@ -19,7 +19,7 @@ from attacks.specs import build_attack
 from bench.jobs import MergeError, Partial
 from bench.metrics import (COST_BATCH, AttackRecords, CleanRecords, attack_metrics, clean_metrics, concat_attack,
                            concat_clean, select)
-from bench.protocol import Protocol
+from bench.protocol import Protocol, same_protocol
 from bench.results import KNOWLEDGE_LEVELS, SCHEMA_VERSION, pack_correct
 
 _PROVENANCE = ("models", "wall_time_s", "created", "command")
@@ -72,9 +72,13 @@ def _combine(chunks: list[tuple[Any, str]], canonical: np.ndarray, what: str) ->
 
 
 def _consistent_header(partials: Sequence[Partial]) -> dict[str, Any]:
+    """The partials' shared header; the protocol part is checked apart (``same_protocol``), so
+    jobs run before and after a comment edit of the protocol file merge."""
     first = partials[0]
     for p in partials[1:]:
         for key, value in first.header.items():
+            if key == "protocol":
+                continue
             if p.header.get(key) != value:
                 raise MergeError(f"{p.source} and {first.source} differ in {key!r} "
                                  f"({p.header.get(key)!r} vs {value!r}): they cannot be merged")
@@ -91,9 +95,13 @@ def result_from_partials(protocol: Protocol, partials: Sequence[Partial]) -> dic
         raise MergeError(f"no partial results to merge for protocol {protocol.name}")
     header = _consistent_header(partials)
     spec = header["defense"]["spec"]
-    if header["protocol"]["sha256"] != protocol.sha256:
-        raise MergeError(f"{partials[0].source}: made with another version of protocol {protocol.name} "
-                         f"(sha256 {header['protocol']['sha256'][:12]}, the file here is {protocol.sha256[:12]})")
+    for p in partials:
+        if not same_protocol(p.header["protocol"], protocol):
+            h = p.header["protocol"]
+            was = f"identity {h['identity'][:12]}" if "identity" in h else f"sha256 {h.get('sha256', '')[:12]}"
+            now = f"identity {protocol.identity[:12]}" if "identity" in h else f"sha256 {protocol.sha256[:12]}"
+            raise MergeError(f"{p.source}: made with another version of protocol {protocol.name} "
+                             f"({was}, the file here has {now})")
     clean = _combine([(p.clean, p.source) for p in partials], np.arange(protocol.n), f"{spec}: clean images")
     skipped: dict[str, dict[str, Any]] = {}
     for p in partials:
@@ -127,7 +135,7 @@ def result_from_partials(protocol: Protocol, partials: Sequence[Partial]) -> dic
                       created=max(p.provenance["created"] for p in partials), command=first["command"],
                       jobs=len(partials))
     return {
-        "schema": SCHEMA_VERSION, "protocol": header["protocol"], "defense": header["defense"], "data": header["data"],
+        "schema": SCHEMA_VERSION, "protocol": protocol.header(), "defense": header["defense"], "data": header["data"],
         "seed": header["seed"], "draws": header["draws"], **clean_metrics(clean),
         "clean_correct": pack_correct(clean.correct), "attacks": entries,
         "skipped": [skipped[k] for k in KNOWLEDGE_LEVELS if k in skipped],

@@ -15,15 +15,31 @@ Unknown keys are errors (a typo must not silently change a protocol).
 
 Files: ``bench/protocols/<name>.toml``; ``$SHIELDBENCH_PROTOCOLS`` (``os.pathsep``-separated
 directories) is searched first.
+
+Identity. A protocol has two fingerprints. ``sha256`` is the file's bytes, printed on the pages
+as a pointer to the exact file. ``identity`` is a hash of the fields that change scores, and only
+those (:data:`IDENTITY_FIELDS` and every attack's canonical spec, knowledge levels, ``n`` and
+``eot``, in order): a stored result or job partial belongs to the protocol when its identity
+matches, so editing a comment, the description, the version label or the list of defenses
+leaves every stored result valid, and changing an attack, a budget, the images, a model, the
+draws, EOT or a seed does not. A result written before identities existed carries only the
+file's sha256; it matches when that is the current file's (:func:`same_protocol`), and
+``scripts/migrate_protocol_identity.py`` gives old results their identity from the protocol
+file's git history.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
+import json
 import math
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +51,9 @@ _TOP_KEYS = {"name", "version", "description", "dataset", "split", "n", "seed", 
              "batch_size", "l2_threshold", "defenses", "attack", "image_size", "resize"}
 _ATTACK_KEYS = {"spec", "knowledge", "n", "eot"}
 PROTOCOL_DIR = Path(__file__).resolve().parent / "protocols"
+# what a score depends on, besides the attacks: the identity hashes these (and the attacks)
+IDENTITY_FIELDS = ("dataset", "split", "n", "seed", "base", "source", "draws", "eot", "batch_size", "l2_threshold",
+                   "image_size", "resize")
 
 
 class ProtocolError(ValueError):
@@ -83,6 +102,26 @@ class Protocol:
     image_size: int | None = None
     resize: int | None = None
 
+    @functools.cached_property
+    def identity(self) -> str:
+        """sha256 over the fields that change scores (the module docstring): not the file's comments,
+        description, version label or defense list. Attack specs count in canonical form, so
+        ``pgd(eps=8,steps=5)`` and ``pgd(eps=8, steps=5)`` are one attack."""
+        from bench.registry import format_spec, parse_spec
+
+        def canonical(spec: str) -> str:
+            name, args, kwargs = parse_spec(spec)
+            return format_spec(name, {**{f"#{i}": a for i, a in enumerate(args)}, **kwargs})
+
+        body: dict[str, Any] = {f: getattr(self, f) for f in IDENTITY_FIELDS}
+        body["attacks"] = [{"spec": canonical(a.spec), "knowledge": list(a.knowledge), "n": a.n, "eot": a.eot}
+                           for a in self.attacks]
+        return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+    def header(self) -> dict[str, Any]:
+        """How a result or job partial names the protocol it was scored under."""
+        return {"name": self.name, "version": self.version, "sha256": self.sha256, "identity": self.identity}
+
     def attacks_at(self, knowledge: str) -> list[AttackPlan]:
         return [a for a in self.attacks if knowledge in a.knowledge]
 
@@ -91,6 +130,16 @@ class Protocol:
         if plan.n is None or plan.n >= self.n:
             return np.arange(self.n)
         return subset_indices(self.n, plan.n, self.seed + 1)
+
+
+def same_protocol(stored: Mapping[str, Any], protocol: Protocol) -> bool:
+    """Whether a stored result's or partial's ``protocol`` header names ``protocol``: the same name
+    and identity, or (a header from before identities) the same file bytes."""
+    if stored.get("name") != protocol.name:
+        return False
+    if "identity" in stored:
+        return stored["identity"] == protocol.identity
+    return stored.get("sha256") == protocol.sha256
 
 
 def protocol_dirs() -> list[Path]:

@@ -9,7 +9,7 @@ by independent jobs merge without conflicts.
 Layout of a result (``schema`` 1; extra keys are allowed and kept)::
 
     schema, seed, draws (R: independent draws of the defense's randomness)
-    protocol: {name, version, sha256}
+    protocol: {name, version, sha256, identity (optional: bench.protocol)}
     defense: {spec, randomized, members, vote}
     data: {dataset, split, n, indices_sha256, source_sha256}
     clean_accuracy: {mean, std, draws}
@@ -43,6 +43,7 @@ KNOWLEDGE_LEVELS: tuple[str, ...] = ("gray-box", "transfer", "adaptive")
 NORMS: tuple[str, ...] = ("linf", "l2")
 
 _PROTOCOL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX = re.compile(r"[0-9a-f]*")
 
 
@@ -193,6 +194,9 @@ def validate_result(result: dict[str, Any], where: str) -> None:
           "a name of letters, digits, '.', '_', '-'")
     c.get(protocol, "version", "protocol", _is_int, "an integer")
     c.get(protocol, "sha256", "protocol", _is_str, "a string")
+    if "identity" in protocol:  # absent from results written before protocol identities (bench.protocol)
+        c.get(protocol, "identity", "protocol", lambda v: _is_str(v) and _HEX64.fullmatch(v) is not None,
+              "64 hex digits")
     defense = c.section(result, "defense")
     c.get(defense, "spec", "defense", lambda v: _is_str(v) and v.strip() != "", "a non-empty string")
     c.get(defense, "randomized", "defense", _is_bool, "a boolean")

@@ -323,7 +323,7 @@ class Runner:
                 models[p.source] = self.model(p.source).card["weights_sha256"]
             for plan in plans:
                 records.append(self._attack_records(level, plan, defense, clf, draws, shard))
-        header = {"protocol": {"name": p.name, "version": p.version, "sha256": p.sha256},
+        header = {"protocol": p.header(),
                   "defense": {"spec": defense.spec, "randomized": defense.randomized,
                               "members": list(defense.members), "vote": defense.vote},
                   "data": self.data_info, "seed": p.seed, "draws": draws, "versions": self.versions}

@@ -117,3 +117,38 @@ def test_cli_jobs_run_and_merge(world: dict[str, Path], tmp_path: Path, capsys) 
     assert main(["run", "--protocol", "tiny", "--defense", "identity()", "--attack", "pgd(eps=1, steps=1)",
                  "--partials", str(partials)]) != 0
     assert "has no attack 'pgd(eps=1, steps=1)'" in capsys.readouterr().err
+
+
+def test_partials_merge_across_a_comment_edit_of_the_protocol_but_not_an_attack_edit(
+        world: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench_world import small_protocol
+
+    from bench import build_defense, load_protocol
+    from bench.jobs import load_partials, save_partial
+    from bench.merge import result_from_partials
+    from bench.protocol import parse_protocol
+    from bench.runner import Runner
+
+    name = small_protocol(monkeypatch, world, tmp_path / "protocols", "tiny-edit")
+    path = tmp_path / "protocols" / f"{name}.toml"
+    p = load_protocol(name)
+    save_partial(tmp_path / "partials", Runner(p).records(build_defense("identity()"), Shard(1, 1), Selection()))
+    old = {k: v for k, v in p.header().items() if k != "identity"}  # as written before identities
+    partials = load_partials(tmp_path / "partials", name)
+    before_ids = [dataclasses.replace(partials[0], header={**partials[0].header, "protocol": old})]
+    whole = result_from_partials(p, partials)
+
+    path.write_text("# a comment, a new description and a longer defense list\n" + path.read_text()
+                    .replace('description = "test protocol"', 'description = "edited"')
+                    .replace('defenses = ["identity()"', 'defenses = ["identity()", "median(size=3)"'))
+    edited = parse_protocol(path)
+    assert edited.sha256 != p.sha256 and edited.identity == p.identity
+    again = result_from_partials(edited, partials)
+    assert again["protocol"] == edited.header() and whole["protocol"] == p.header()  # the file merged under
+    assert _strip({**again, "protocol": None}) == _strip({**whole, "protocol": None})
+    with pytest.raises(MergeError, match=f"another version of protocol {name} \\(sha256"):
+        result_from_partials(edited, before_ids)  # no identity: only the same bytes match (migrate it first)
+
+    path.write_text(path.read_text().replace('spec = "fgsm(eps=8)"', 'spec = "fgsm(eps=4)"'))
+    with pytest.raises(MergeError, match=f"another version of protocol {name} \\(identity {p.identity[:12]}"):
+        result_from_partials(parse_protocol(path), partials)

@@ -262,6 +262,17 @@ def test_render_empty_and_protocol_mismatch() -> None:
     assert "v1 (sha256 000000000000): 1 file" in mixed and "v2 (sha256 000000000000): 1 file" in mixed
 
 
+def test_results_agree_on_the_protocol_by_identity_not_file_bytes() -> None:
+    a, b = make_result("a()"), make_result("b()")
+    a["protocol"].update(sha256="aa" * 32, identity="11" * 32)  # b: the same protocol after a comment edit
+    b["protocol"].update(sha256="bb" * 32, identity="11" * 32)
+    same = render(PROTOCOL, [a, b, json.loads(json.dumps(b)) | {"defense": {**b["defense"], "spec": "c()"}}])
+    assert "Warning" not in same and "(sha256 bbbbbbbbbbbb)" in same  # the file most rows were scored under
+    b["protocol"]["identity"] = "22" * 32  # an attack edit
+    mixed = render(PROTOCOL, [a, b])
+    assert "v1 (identity 111111111111): 1 file" in mixed and "v1 (identity 222222222222): 1 file" in mixed
+
+
 def test_skipped_levels_are_named_not_silent() -> None:
     a, b = make_result("a()"), make_result("b()")
     assert "Incomplete" not in render(PROTOCOL, [a, b])
@@ -369,22 +380,21 @@ def test_shell_join_round_trips_and_reads_well(arg: str) -> None:
 
 
 def test_committed_results_match_their_protocol_files() -> None:
-    """Every committed result was made under the protocol file now in the checkout, byte for byte.
+    """Every committed result and job partial carries the identity of the protocol file now in the
+    checkout (``bench.protocol``): comment edits keep it; a scoring edit means re-running the rows."""
+    from bench.protocol import PROTOCOL_DIR, parse_protocol, same_protocol
 
-    A protocol's identity is the sha256 of its file, comments included: an edit to the file makes
-    every stored row look outdated to a re-run and to ``shieldbench merge``.
-    """
-    from bench.protocol import PROTOCOL_DIR, parse_protocol
-
-    root = results_root()
     checked = 0
-    for name in protocols_with_results(root):
-        path = PROTOCOL_DIR / f"{name}.toml"
-        assert path.is_file(), f"{root / name}: results for a protocol with no file in {PROTOCOL_DIR}"
-        sha = parse_protocol(path).sha256
-        for r in load_results(root, name):
-            assert r["protocol"]["sha256"] == sha, (
-                f"{name}: {r['defense']['spec']} was made under protocol sha256 {r['protocol']['sha256'][:12]}, "
-                f"the file {path} is now {sha[:12]}; restore the file or re-run the rows")
-            checked += 1
+    for root in (results_root(), results_root().parent / "partials"):
+        for name in sorted(d.name for d in root.iterdir() if d.is_dir()) if root.is_dir() else []:
+            path = PROTOCOL_DIR / f"{name}.toml"
+            assert path.is_file(), f"{root / name}: results for a protocol with no file in {PROTOCOL_DIR}"
+            protocol = parse_protocol(path)
+            for f in sorted((root / name).rglob("*.json")):
+                header = json.loads(f.read_text())["protocol"]
+                assert "identity" in header, f"{f}: no protocol identity (scripts/migrate_protocol_identity.py)"
+                assert same_protocol(header, protocol), (
+                    f"{f}: made under protocol identity {header['identity'][:12]}, the file {path} is now "
+                    f"{protocol.identity[:12]}; restore the file or re-run the rows")
+                checked += 1
     assert checked > 0

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bench.defense import Defense, build_defense, combine
-from bench.protocol import ProtocolError, list_protocols, load_protocol, parse_protocol
+from bench.protocol import Protocol, ProtocolError, list_protocols, load_protocol, parse_protocol
 from bench.registry import SpecError
 from bench.transform import build_transform
 
@@ -132,3 +132,53 @@ def test_majority_vote_and_tie_break() -> None:
     # equal votes and equal mean logits: the lower class, as argmax would pick
     even = jnp.array([[[1.0, 0.0]], [[0.0, 1.0]]])
     assert int(jnp.argmax(combine(even, "majority"), -1)[0]) == 0
+
+
+def _edited(tmp_path: Path, old: str, new: str, name: str = "ident") -> Protocol:
+    """Protocol ``name`` (one PGD at two levels) parsed after replacing ``old`` by ``new``."""
+    text = GOOD.format(name=name, attack="pgd(eps=8, steps=5)", knowledge='["gray-box", "adaptive"]')
+    assert old in text, old
+    d = tmp_path / f"v{len(list(tmp_path.glob('v*')))}"
+    d.mkdir()
+    (d / f"{name}.toml").write_text(text.replace(old, new, 1))
+    return parse_protocol(d / f"{name}.toml")
+
+
+IDENTITY_KEEPING = {  # edits that change the file's bytes but no score
+    "comment": ("dataset =", "# a comment\ndataset ="),
+    "description": ("dataset =", 'description = "now described"\ndataset ='),
+    "version label": ("version = 1", "version = 2"),
+    "defense list": ('defenses = ["identity()"]', 'defenses = ["identity()", "jpeg(quality=75)"]'),
+    "spec spacing": ('"pgd(eps=8, steps=5)"', '"pgd(eps=8,steps=5)"'),
+}
+IDENTITY_CHANGING = {  # edits that change what is scored
+    "attack budget": ('"pgd(eps=8, steps=5)"', '"pgd(eps=4, steps=5)"'),
+    "knowledge": ('knowledge = ["gray-box", "adaptive"]', 'knowledge = ["gray-box"]'),
+    "images": ("n = 10", "n = 9"),
+    "seed": ("seed = 0", "seed = 1"),
+    "base model": ('base = "resnet20"', 'base = "resnet32"'),
+    "draws": ("draws = 2", "draws = 3"),
+    "eot": ("eot = 2", "eot = 4"),
+    "batch size": ("batch_size = 10", "batch_size = 5"),
+    "threshold": ("l2_threshold = 0.5", "l2_threshold = 0.25"),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(IDENTITY_KEEPING))
+def test_a_comment_edit_keeps_the_protocol_identity(tmp_path: Path, edit: str) -> None:
+    from bench.protocol import same_protocol
+
+    before, after = _edited(tmp_path, "", ""), _edited(tmp_path, *IDENTITY_KEEPING[edit])
+    assert before.sha256 != after.sha256 and before.identity == after.identity
+    assert same_protocol(before.header(), after) and same_protocol(after.header(), before)
+    # a result from before identities carries only the sha256: it matches the same bytes alone
+    old = {k: v for k, v in before.header().items() if k != "identity"}
+    assert same_protocol(old, before) and not same_protocol(old, after)
+
+
+@pytest.mark.parametrize("edit", sorted(IDENTITY_CHANGING))
+def test_a_scoring_edit_changes_the_protocol_identity(tmp_path: Path, edit: str) -> None:
+    from bench.protocol import same_protocol
+
+    before, after = _edited(tmp_path, "", ""), _edited(tmp_path, *IDENTITY_CHANGING[edit])
+    assert before.identity != after.identity and not same_protocol(before.header(), after)
