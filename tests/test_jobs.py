@@ -86,7 +86,10 @@ def test_split_runs_merge_to_the_unsplit_result(world: dict[str, Path], tmp_path
     with pytest.raises(MergeError, match="other.json.*differ in 'seed'"):
         result_from_partials(p, [*loaded[:5], other])
     with pytest.raises(MergeError, match="another version of protocol"):
-        result_from_partials(dataclasses.replace(p, sha256="0" * 64), loaded)
+        result_from_partials(dataclasses.replace(p, draws=3), loaded)  # a scoring field: another identity
+    edited = result_from_partials(dataclasses.replace(p, sha256="0" * 64), loaded)  # other bytes, same identity
+    assert edited["protocol"]["identity"] == whole["protocol"]["identity"]
+    assert _strip({**edited, "protocol": None}) == _strip({**whole, "protocol": None})
     broken = tmp_path / "partials" / p.name / "broken.json"
     broken.write_text('{"kind": "shieldbench-partial", "schema": 1}')
     with pytest.raises(MergeError, match="broken.json: not a valid partial"):
