@@ -23,13 +23,9 @@ from typing import ClassVar
 import jax
 
 from attacks.target import AttackOutput, AttackTarget, as_target
-from bench.registry import Registry, spec_of
+from bench.core.registry import Registry, spec_of
 
-def _load_jax_attacks() -> None:
-    from attacks import apgd, square, worst_case  # noqa: F401  (register the JAX attacks on import)
-
-
-ATTACKS: Registry[Attack] = Registry("attack", _load_jax_attacks)
+ATTACKS: Registry[Attack] = Registry("attack", ("attacks.apgd", "attacks.square", "attacks.worst_case"))
 register_attack = ATTACKS.register
 
 

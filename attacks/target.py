@@ -5,7 +5,7 @@ EOT-averaged logits of the pipeline it crafts against, and the real decision of 
 pipeline for one draw of its randomness. A bare model is a target with a key-free logits
 function (``AttackTarget.of_model``); the runner builds the target of a defended classifier
 with the attacker's chosen surrogate gradient (BPDA) and EOT sample count
-(``bench.defense.DefendedClassifier.target``). Both functions are pure and safe under
+(``bench.core.defense.DefendedClassifier.target``). Both functions are pure and safe under
 ``jit``, so a JAX attack can run its whole loop as one compiled ``lax`` loop and draw a fresh
 key for every evaluation; Foolbox attacks see ``x -> logits`` with a fresh key per call
 (``attacks.foolbox_adapter``).

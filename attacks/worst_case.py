@@ -10,7 +10,7 @@ gradient-free ones (``square``) once.
 ``check`` is a convergence check run last on the survivors, through every surrogate and with
 twice the EOT samples for randomized defenses (e.g. APGD with twice the steps of the
 ensemble's). Images it breaks count like any other stage's; that it broke more than a margin
-is a sanity flag (``bench.sanity``): the ensemble had not converged.
+is a sanity flag (``bench.eval.sanity``): the ensemble had not converged.
 
 ``escalate`` is what an evaluator does when the check breaks something: a much longer attack
 (e.g. APGD-CE, 1,000 steps x 4 restarts) run on the survivors, round after round with fresh
@@ -22,7 +22,7 @@ ensemble costs nothing more. That the last allowed round still broke images is a
 
 ``run`` here is the plain sequential version on one target (one surrogate, survivors judged by
 ``target.predict`` under one fresh draw); the benchmark's adaptive level runs the ensemble
-through ``bench.adaptive``, which adds the surrogates, the cache, and for randomized defenses
+through ``bench.eval.adaptive``, which adds the surrogates, the cache, and for randomized defenses
 survivor selection under fresh scoring draws.
 
 Departures from AutoAttack: the stages are the protocol's choice (``cifar10-standard`` keeps the

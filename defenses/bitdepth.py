@@ -23,7 +23,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from bench.transform import Images, Transform, check_surrogate, register_transform
+from bench.core.transform import Images, Transform, check_surrogate, register_transform
 from defenses import dct
 
 

@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bench.transform import Images, Transform, check_surrogate, register_transform
+from bench.core.transform import Images, Transform, check_surrogate, register_transform
 from defenses import dct
 from defenses.jpeg import check_choice, roundtrip
 
@@ -74,7 +74,7 @@ def band_std(images: np.ndarray, batch: int = 2000) -> np.ndarray:
 
 def write_band_stats(images: np.ndarray, provenance: dict[str, Any], path: Path = BAND_STATS) -> dict[str, Any]:
     """Computes :func:`band_std` and stores it with ``provenance`` (atomically)."""
-    from bench.io import atomic_write_json
+    from bench.core.io import atomic_write_json
 
     std = band_std(images)
     record = {

@@ -14,7 +14,7 @@ in grey levels; the issue's bound is 0.5 for q >= 20 and 1.0 for q = 10).
 
 Input levels are ``round(255 x)``, as when the image is saved as 8-bit.
 
-Surrogates offered to the attacker (``surrogates``; see ``bench.transform``):
+Surrogates offered to the attacker (``surrogates``; see ``bench.core.transform``):
 ``"identity"`` (default, the classic BPDA choice for JPEG), ``"cubic"`` (the differentiable
 JPEG of Shin & Song 2017: the same pipeline in float with ``round(x) + (x - round(x))**3``
 for the quantizer) and ``"ste"`` (the float pipeline with straight-through rounding).
@@ -27,7 +27,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from bench.transform import Images, Transform, check_surrogate, register_transform
+from bench.core.transform import Images, Transform, check_surrogate, register_transform
 from defenses import dct
 
 SUBSAMPLINGS = ("4:2:0", "4:4:4")

@@ -33,7 +33,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from bench.transform import Images, Transform, register_transform
+from bench.core.transform import Images, Transform, register_transform
 
 
 def batcher_pairs(n: int) -> list[tuple[int, int]]:

@@ -13,7 +13,7 @@ Departures from the paper, documented:
   instead of stitched along a minimum-error boundary cut (graph cut). Blending is jit- and
   vmap-friendly and keeps every output pixel a convex combination of clean pixels.
 * The database holds ``db_size`` patches (default 20,000) sampled with a fixed seed from the
-  training split of the dataset being scored (``bench.data.training_data``: the runner sets it
+  training split of the dataset being scored (``bench.core.data.training_data``: the runner sets it
   to its protocol's dataset, data location and crop; CIFAR-10's training set by default; paper:
   one million ImageNet patches); neighbours are searched exactly (the paper used approximate
   search), in chunks of queries so that the score matrix stays under ``SEARCH_ELEMENTS``
@@ -44,8 +44,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bench.data import TrainingData, training_data
-from bench.transform import Images, Transform, register_transform
+from bench.core.data import TrainingData, training_data
+from bench.core.transform import Images, Transform, register_transform
 
 _DB: dict[tuple, np.ndarray] = {}
 SEARCH_ELEMENTS = 1 << 29  # most query x patch scores computed at once (2 GiB of float32)
@@ -53,7 +53,7 @@ SEARCH_ELEMENTS = 1 << 29  # most query x patch scores computed at once (2 GiB o
 
 def db_path(patch: int, size: int, seed: int = 0, source: str = "cifar10") -> Path:
     """The cached database built from the training set named ``source`` (``TrainingData.tag``)."""
-    from bench.io import cache_root
+    from bench.core.io import cache_root
 
     return cache_root() / "quilting" / f"{source}-p{patch}-n{size}-s{seed}.npz"
 
@@ -83,7 +83,7 @@ def write_database(patch: int, size: int, seed: int = 0, data: str | None = None
         patch, size, seed: the patch side, number of patches and sampling seed.
         data: CIFAR-10's location (the CLI's ``--data``), when ``training`` is not given.
         training: the training set; default CIFAR-10 at ``data`` if given, else the current
-            ``bench.data.training_data()``.
+            ``bench.core.data.training_data()``.
 
     Returns:
         The database file.
@@ -91,7 +91,7 @@ def write_database(patch: int, size: int, seed: int = 0, data: str | None = None
     Raises:
         DataError: the training split cannot be loaded (e.g. an image folder without ``train/``).
     """
-    from bench.io import atomic_write_bytes
+    from bench.core.io import atomic_write_bytes
 
     if training is None:
         training = TrainingData("cifar10", data) if data is not None else training_data()
@@ -109,7 +109,7 @@ def write_database(patch: int, size: int, seed: int = 0, data: str | None = None
 
 
 def load_database(patch: int, size: int, seed: int = 0) -> np.ndarray:
-    """The database of the current training set (``bench.data.training_data``) as float32
+    """The database of the current training set (``bench.core.data.training_data``) as float32
     ``[size, patch * patch * C]`` in [0, 1] (built if missing).
 
     A NumPy array, converted in NumPy: the first call may come from inside a ``jit`` trace,

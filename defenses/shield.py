@@ -25,8 +25,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bench.defense import Defense, register_defense
-from bench.transform import build_transform
+from bench.core.defense import Defense, register_defense
+from bench.core.transform import build_transform
 
 BASE = "resnet20"
 

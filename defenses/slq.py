@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bench.transform import Images, Transform, check_surrogate, register_transform
+from bench.core.transform import Images, Transform, check_surrogate, register_transform
 from defenses import dct
 from defenses.jpeg import SUBSAMPLINGS, check_choice, roundtrip
 

@@ -30,7 +30,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from bench.transform import Images, Transform, register_transform
+from bench.core.transform import Images, Transform, register_transform
 
 
 def shield_weight(bregman_weight: float) -> float:

@@ -31,7 +31,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from bench.transform import Images, Transform, register_transform
+from bench.core.transform import Images, Transform, register_transform
 from defenses.tvd import gradient, neg_divergence, safe_norm
 
 _STEP = 1.0 / math.sqrt(8.0)

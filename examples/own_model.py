@@ -14,8 +14,8 @@ model maps float32 images ``[B, 32, 32, 3]`` in [0, 1] to logits and normalises 
 """
 
 from bench import Defense, build_transform, register_defense, register_model
-from bench.data import CIFAR10_CLASSES
-from bench.models import create_model
+from bench.core.data import CIFAR10_CLASSES
+from bench.zoo.models import create_model
 
 register_model(
     "my_resnet20",

@@ -1,7 +1,7 @@
 """Gives stored results and job partials written before protocol identities their identity.
 
 A result names the protocol it was scored under by the file's sha256; since protocol identities
-(``bench.protocol``: a hash of the fields that change scores, not of comments) a result also
+(``bench.eval.protocol``: a hash of the fields that change scores, not of comments) a result also
 carries ``protocol.identity``, and that is what decides whether it still belongs to the protocol.
 This finds, for every ``*.json`` under the given roots (default: ``leaderboards/results`` and
 ``leaderboards/partials``) whose protocol header has no identity, the version of
@@ -22,8 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.io import atomic_write_json, sha256_bytes
-from bench.protocol import PROTOCOL_DIR, parse_protocol
+from bench.core.io import atomic_write_json, sha256_bytes
+from bench.eval.protocol import PROTOCOL_DIR, parse_protocol
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -24,10 +24,10 @@ order=("jpeg(quality=10)" "median(size=5)" "fd(s1=90, s2=60)" "jpeg(quality=20)"
        "bitdepth(bits=4)" "bitdepth(bits=5)" "quilting()" "slq()" "shield()")
 for d in "${defenses[@]}"; do [[ " ${order[*]} " == *" $d "* ]] || order+=("$d"); done
 for d in "${order[@]}"; do
-  # a partial counts as done only if it was scored under this protocol (its identity: bench.protocol)
+  # a partial counts as done only if it was scored under this protocol (its identity: bench.eval.protocol)
   state=$("$py" -c "import json, sys; from pathlib import Path
-import bench; from bench.jobs import Selection; from bench.protocol import same_protocol
-from bench.results import result_filename
+import bench; from bench.eval.jobs import Selection; from bench.eval.protocol import same_protocol
+from bench.eval.results import result_filename
 f = Path(f'leaderboards/partials/cifar10-standard-v2/{result_filename(sys.argv[1])[:-5]}/shard-1-of-1-'
          f'{Selection((), (sys.argv[2],)).tag}.json')
 p = bench.load_protocol('cifar10-standard-v2')

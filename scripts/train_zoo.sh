@@ -16,7 +16,7 @@ in_zoo() {  # in_zoo NAME ARGS...: the card NAME exists and its config has every
 import json, sys
 from pathlib import Path
 name, args = sys.argv[1], sys.argv[2:]
-card = Path("bench/zoo") / f"{name}.json"
+card = Path("bench/zoo/weights") / f"{name}.json"
 if not card.exists():
     sys.exit(1)
 card = json.loads(card.read_text())
@@ -26,7 +26,7 @@ if not all(str(config.get(k[2:].replace("-", "_"))) == v for k, v in pairs):
     sys.exit(1)
 init = card.get("init_from")  # fine-tuned: stale once the model it started from was retrained
 if init:
-    start = Path("bench/zoo") / f"{init['name']}.json"
+    start = Path("bench/zoo/weights") / f"{init['name']}.json"
     if not start.exists() or json.loads(start.read_text())["weights_sha256"] != init["weights_sha256"]:
         sys.exit(1)
 PY

@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.metrics import parse_outcomes  # noqa: E402
-from bench.sanity import ensemble_flags  # noqa: E402
+from bench.eval.metrics import parse_outcomes  # noqa: E402
+from bench.eval.sanity import ensemble_flags  # noqa: E402
 
 NAMES = {"apgd_ce": "APGD-CE", "apgd_t": "APGD-T", "pgd": "PGD-50", "square": "Square"}
 
@@ -47,7 +47,7 @@ def stage_name(st: dict) -> str:
 
 def row(d: dict, v1: dict[str, float]) -> tuple:
     acc, flags, broke, cost = {}, {}, "", 0.0
-    for a in d["attacks"]:  # a partial's records (see bench.jobs): the spec and budget are under "info"
+    for a in d["attacks"]:  # a partial's records (see bench.eval.jobs): the spec and budget are under "info"
         bits = a["correct"][0]
         acc.setdefault(a["info"]["attack"].split(",")[0], []).append(100 * bits.count("1") / len(bits))
         stages = a.get("stages") or []

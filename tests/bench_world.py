@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench.data import CIFAR10_CLASSES
+from bench.core.data import CIFAR10_CLASSES
 
 PROTOCOL = """
 name = "tiny"
@@ -66,9 +66,9 @@ def write_world(root: Path) -> dict[str, Path]:
     """Writes data, a trained tiny zoo and the protocol under ``root``; returns their paths."""
     import jax
 
-    from bench.data import load_dataset
-    from bench.train import TrainConfig, fit
-    from bench.zoo import save_model
+    from bench.core.data import load_dataset
+    from bench.zoo.train import TrainConfig, fit
+    from bench.zoo.store import save_model
 
     data = root / "data"
     for s, split in enumerate(("train", "test")):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.data import CIFAR10_CLASSES, default_data_dir
+from bench.core.data import CIFAR10_CLASSES, default_data_dir
 
 REAL_DATA = default_data_dir() / "cifar10-jpeg.tar.gz"
 
@@ -108,7 +108,7 @@ def real_data() -> Path:
 @pytest.fixture
 def real_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     """Use the user's real cache (decoding the real data once costs ~15 s)."""
-    from bench.io import cache_root
+    from bench.core.io import cache_root
 
     monkeypatch.delenv("SHIELDBENCH_CACHE")
     return cache_root()

@@ -1,4 +1,4 @@
-"""The adaptive worst-case ensemble (``bench.adaptive``) on the tiny learnable world."""
+"""The adaptive worst-case ensemble (``bench.eval.adaptive``) on the tiny learnable world."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ ENSEMBLE = ("worst_case(attacks=('pgd(eps=3, steps=3)', 'apgd_ce(eps=3, steps=4)
 
 def _runner(plans):
     from bench import load_protocol
-    from bench.runner import Runner
+    from bench.eval.runner import Runner
 
     return Runner(dataclasses.replace(load_protocol("tiny"), attacks=plans))
 
@@ -25,10 +25,10 @@ def test_worst_case_is_per_image_and_at_least_the_standalone_attack(world: dict[
     import jax
 
     from bench import build_defense, load_model
-    from bench.defense import DefendedClassifier
-    from bench.export import export_examples, find_plan, load_examples
-    from bench.metrics import attack_metrics, parse_outcomes
-    from bench.protocol import AttackPlan
+    from bench.core.defense import DefendedClassifier
+    from bench.eval.export import export_examples, find_plan, load_examples
+    from bench.eval.metrics import attack_metrics, parse_outcomes
+    from bench.eval.protocol import AttackPlan
 
     runner = _runner((AttackPlan("pgd(eps=3, steps=3)", ("adaptive",)), AttackPlan(ENSEMBLE, ("adaptive",))))
     defense = build_defense("median(size=3)")
@@ -64,7 +64,7 @@ def test_first_stage_shares_the_cache_with_the_standalone_attack(world: dict[str
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from attacks.specs import PGD
     from bench import build_defense
-    from bench.protocol import AttackPlan
+    from bench.eval.protocol import AttackPlan
 
     calls = []
     original = PGD.run
@@ -78,7 +78,7 @@ def test_first_stage_shares_the_cache_with_the_standalone_attack(world: dict[str
 @pytest.mark.slow  # 2.5 min: EOT through three surrogates
 def test_randomized_worst_case_selects_under_fresh_draws(world: dict[str, Path]) -> None:
     from bench import build_defense
-    from bench.protocol import AttackPlan
+    from bench.eval.protocol import AttackPlan
 
     runner = _runner((AttackPlan(ENSEMBLE, ("adaptive",), n=20),))
     part = runner.records(build_defense("slq()"))
@@ -95,7 +95,7 @@ def test_later_stages_pad_survivors_to_the_smallest_size_that_holds_them(world: 
     from attacks import build_attack
     from attacks.apgd import APGD
     from attacks.target import AttackOutput
-    from bench.adaptive import pad_sizes
+    from bench.eval.adaptive import pad_sizes
 
     assert pad_sizes(32) == (8, 16, 32) and pad_sizes(20) == (5, 10, 20) and pad_sizes(2) == (1, 2)
     seen = []
@@ -122,7 +122,7 @@ def test_escalation_runs_only_where_the_check_broke_and_recrafts_nothing_before_
     from attacks import build_attack
     from attacks.apgd import APGD
     from bench import build_defense
-    from bench.protocol import AttackPlan
+    from bench.eval.protocol import AttackPlan
 
     weak = ("worst_case(attacks=('pgd(eps=3, steps=1)',), check='apgd_ce(eps=3, steps=4)'")
     escalating = build_attack(weak + ", escalate='apgd_ce(eps=3, steps=4, restarts=2)', rounds=2)")

@@ -11,7 +11,7 @@ from attacks import build_attack
 from attacks.apgd import _compiled, _run_fns, apgd_batch, ce_loss, checkpoints, dlr_loss, dlr_targeted_loss
 from attacks.loop import compiled_step
 from attacks.target import AttackTarget
-from bench.registry import SpecError
+from bench.core.registry import SpecError
 
 EPS = 1.0  # /255
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from attacks import build_attack
-from bench.registry import SpecError
+from bench.core.registry import SpecError
 
 
 def linear_model(seed: int = 0):

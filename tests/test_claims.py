@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.claims import BEGIN, CLAIMS, END, render
+from bench.reports.claims import BEGIN, CLAIMS, END, render
 
 DF, CW = "deepfool_l2(steps=50)", "cw_l2(steps=100, binary_search_steps=5)"
 
@@ -74,7 +74,7 @@ def test_adaptive_about_and_at_most() -> None:
 
 
 def test_a_claim_finds_the_result_under_its_canonical_spec() -> None:
-    from bench.defense import build_defense
+    from bench.core.defense import build_defense
 
     stored = build_defense("tvm()").spec  # the runner stores canonical specs: tvm()'s spells its fields out
     assert stored != "tvm()"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main
+from bench.cli.main import main
 from conftest import write_official
 
 
@@ -32,10 +32,10 @@ def test_train_then_eval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 
 def test_fetch_fails_fast_without_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                           capsys: pytest.CaptureFixture) -> None:
-    import bench.data
+    import bench.core.data
 
     # a closed local port: refused at once, like a machine without network
-    monkeypatch.setattr(bench.data, "CIFAR10_URL", "http://127.0.0.1:9/cifar-10-python.tar.gz")
+    monkeypatch.setattr(bench.core.data, "CIFAR10_URL", "http://127.0.0.1:9/cifar-10-python.tar.gz")
     t0 = time.perf_counter()
     rc = main(["data", "fetch", "cifar10", "--dest", str(tmp_path / "dl"), "--timeout", "5"])
     assert rc == 2 and time.perf_counter() - t0 < 10

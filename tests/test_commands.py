@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.cli import main
-from bench.results import pack_correct, unpack_correct
+from bench.cli.main import main
+from bench.eval.results import pack_correct, unpack_correct
 
 GOOD = textwrap.dedent('''
     import dataclasses
@@ -200,7 +200,7 @@ def test_list_and_unknown_specs(world, capsys) -> None:
                                   "bitdepth(bits=4)", "tvd(weight=0.05, iters=5)", "tvm(iters=5)"])
 def test_builtin_transforms_meet_the_submission_contract(spec: str) -> None:
     from bench import build_transform
-    from bench.submit import validate_transform
+    from bench.submissions.submit import validate_transform
 
     validate_transform(build_transform(spec))
 
@@ -219,7 +219,7 @@ def test_non_finite_spec_arguments_are_refused_like_other_bad_arguments(capsys) 
 
 
 def test_a_corrupt_zoo_card_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bench.zoo import ZooError, read_card
+    from bench.zoo.store import ZooError, read_card
 
     (tmp_path / "broken.json").write_text("{not json")
     (tmp_path / "partial.json").write_text('{"arch": "resnet20"}')
@@ -260,7 +260,7 @@ def test_an_unwritable_adversarial_cache_costs_one_warning_not_the_run(world, tm
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     blocker = tmp_path / "cache-file"
     blocker.write_text("a file where the cache directory should be")
-    from bench.cache import AdversarialCache
+    from bench.eval.cache import AdversarialCache
 
     cache = AdversarialCache(blocker / "adversarial")
     with pytest.warns(UserWarning, match="cannot write the adversarial cache .* continuing without the cache"):
@@ -345,4 +345,4 @@ def test_leaderboard_check_sees_an_edited_shield_report(tmp_path: Path, capsys) 
         f.write("edited by hand\n")
     capsys.readouterr()
     assert main(["leaderboard", "--check", "--results", str(results)]) == 1
-    assert "python -m bench.shield_report" in capsys.readouterr().out
+    assert "python -m bench.reports.shield_report" in capsys.readouterr().out

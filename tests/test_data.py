@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.data import CIFAR10_CLASSES, DataError, load_dataset, resolve_data_location, subset_indices
+from bench.core.data import CIFAR10_CLASSES, DataError, load_dataset, resolve_data_location, subset_indices
 from conftest import encode, synthetic_images, write_archive, write_image_folder, write_official
 
 
@@ -82,7 +82,7 @@ def test_a_damaged_cache_is_detected_by_its_checksum_and_repaired(image_folder: 
     path.write_bytes(bytes(raw))
     again = load_dataset("cifar10", "test", data=image_folder)  # no BadZipFile, no wrong pixels
     np.testing.assert_array_equal(again.images, first.images)
-    from bench.data import _read_cache
+    from bench.core.data import _read_cache
 
     assert _read_cache(path, "cifar10", "test").images.shape == first.images.shape  # repaired on disk
 

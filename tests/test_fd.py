@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bench.transform import bpda, build_transform
+from bench.core.transform import bpda, build_transform
 from conftest import synthetic_images
 from defenses.fd import BAND_STATS, as_band, band_std
 from jpeg_ref import pillow_batch, to_levels

@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bench.registry import SpecError
-from bench.transform import bpda, build_transform
+from bench.core.registry import SpecError
+from bench.core.transform import bpda, build_transform
 from defenses.median import median_filter, median_views, select_median
 
 KEY = jax.random.key(0)

@@ -1,4 +1,4 @@
-"""``bench.host``: host-code (NumPy/PIL/PyTorch) transforms behind ``jax.pure_callback``, and
+"""``bench.core.host``: host-code (NumPy/PIL/PyTorch) transforms behind ``jax.pure_callback``, and
 spec-named rows for every registered transform."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from bench import HostError, Transform, bpda, build_transform, host_transform, register_transform
-from bench.cli import main
-from bench.submit import ContractError, SubmissionError, load_submission, validate_transform
+from bench.cli.main import main
+from bench.submissions.submit import ContractError, SubmissionError, load_submission, validate_transform
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 KEY = jax.random.key(0)
@@ -29,7 +29,7 @@ def _images(n: int = 6, seed: int = 0) -> jax.Array:
 
 def _example(name: str) -> None:
     """Loads ``examples/<name>.py`` once (registration is global)."""
-    from bench.transform import TRANSFORMS
+    from bench.core.transform import TRANSFORMS
 
     if name not in TRANSFORMS.names():
         load_submission(EXAMPLES / f"{name}.py")
@@ -182,7 +182,7 @@ def test_every_registered_transform_is_named_by_its_spec_whatever_its_dataclass_
     t = cls(strength=2.0)
     assert repr(t) == t.spec == f"{cls.spec_name}(strength=2.0)"
     assert build_transform(repr(t)) == t
-    from bench.defense import build_defense
+    from bench.core.defense import build_defense
 
     assert build_defense(repr(t)).spec == repr(t)
 

@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.data import DataError, TrainingData, check_fit, load_dataset, use_training_data
-from bench.defense import build_defense
-from bench.protocol import ProtocolError, load_protocol, parse_protocol
-from bench.transform import bpda, build_transform
+from bench.core.data import DataError, TrainingData, check_fit, load_dataset, use_training_data
+from bench.core.defense import build_defense
+from bench.eval.protocol import ProtocolError, load_protocol, parse_protocol
+from bench.core.transform import bpda, build_transform
 from conftest import encode, synthetic_images
 from defenses import quilting
 
@@ -201,7 +201,7 @@ def test_a_bare_transform_runs_in_front_of_the_protocols_base() -> None:
 
 
 def test_the_runner_scores_a_bare_transform_on_the_protocols_base(world, tmp_path: Path) -> None:
-    from bench.runner import Runner
+    from bench.eval.runner import Runner
 
     text = (world["protocols"] / "tiny.toml").read_text().replace('name = "tiny"', 'name = "other_base"')
     text = text.replace('base = "resnet20"', 'base = "resnet32"')
@@ -213,7 +213,7 @@ def test_the_runner_scores_a_bare_transform_on_the_protocols_base(world, tmp_pat
 
 
 def test_cli_decodes_and_builds_the_database_for_a_protocol(tmp_path: Path, training) -> None:
-    from bench.cli import main
+    from bench.cli.main import main
 
     root = write_folder(tmp_path / "f", {"train": 1, "val": 1}, size=(240, 260))
     copy = tmp_path / "mine.toml"
@@ -228,9 +228,9 @@ def test_cli_decodes_and_builds_the_database_for_a_protocol(tmp_path: Path, trai
 def test_the_template_end_to_end_with_random_resnet50s(tmp_path: Path, isolated_cache: Path, training) -> None:
     """The template shrunk (4 images, cheap attacks), random ResNet-50 v2s as base and source,
     five defenses (quilting's database from ``train/``), results and the board in ``tmp_path``."""
-    from bench.cli import main
-    from bench.user_models import USER_MODELS
-    from bench.zoo import forget_model
+    from bench.cli.main import main
+    from bench.zoo.user_models import USER_MODELS
+    from bench.zoo.store import forget_model
 
     root = write_folder(tmp_path / "imagenet", {"train": 3, "val": 2})
     text = (ROOT / "bench" / "protocols" / "imagefolder-224.toml").read_text()

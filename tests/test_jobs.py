@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.jobs import MergeError, Selection, Shard
+from bench.eval.jobs import MergeError, Selection, Shard
 
 SPLIT_PLANS = (("fgsm(eps=8)", ("gray-box", "transfer")), ("pgd(eps=8, steps=3)", ("adaptive",)),
                ("deepfool_l2(steps=10)", ("gray-box",)))
@@ -48,11 +48,11 @@ def test_split_runs_merge_to_the_unsplit_result(world: dict[str, Path], tmp_path
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """Randomized defense (R draws, EOT sub-batches), an empty shard and attack-split jobs."""
     from bench import build_defense, load_protocol
-    from bench.cache import AdversarialCache
-    from bench.jobs import job_commands, load_partials, partial_from_json, partial_to_json, save_partial
-    from bench.merge import merge_partials, result_from_partials
-    from bench.protocol import AttackPlan
-    from bench.runner import Runner
+    from bench.eval.cache import AdversarialCache
+    from bench.eval.jobs import job_commands, load_partials, partial_from_json, partial_to_json, save_partial
+    from bench.eval.merge import merge_partials, result_from_partials
+    from bench.eval.protocol import AttackPlan
+    from bench.eval.runner import Runner
 
     p = dataclasses.replace(load_protocol("tiny"), attacks=tuple(AttackPlan(s, k, 20 if "deepfool" in s else None)
                                                                  for s, k in SPLIT_PLANS))
@@ -97,7 +97,7 @@ def test_split_runs_merge_to_the_unsplit_result(world: dict[str, Path], tmp_path
 
 
 def test_cli_jobs_run_and_merge(world: dict[str, Path], tmp_path: Path, capsys) -> None:
-    from bench.cli import main
+    from bench.cli.main import main
 
     results, partials = tmp_path / "lb" / "results", tmp_path / "partials"
     assert main(["jobs", "--protocol", "tiny", "--defense", "identity()", "--shards", "2",
@@ -127,10 +127,10 @@ def test_partials_merge_across_a_comment_edit_of_the_protocol_but_not_an_attack_
     from bench_world import small_protocol
 
     from bench import build_defense, load_protocol
-    from bench.jobs import load_partials, save_partial
-    from bench.merge import result_from_partials
-    from bench.protocol import parse_protocol
-    from bench.runner import Runner
+    from bench.eval.jobs import load_partials, save_partial
+    from bench.eval.merge import result_from_partials
+    from bench.eval.protocol import parse_protocol
+    from bench.eval.runner import Runner
 
     name = small_protocol(monkeypatch, world, tmp_path / "protocols", "tiny-edit")
     path = tmp_path / "protocols" / f"{name}.toml"

@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bench.data import load_dataset, subset_indices
-from bench.transform import bpda, build_transform
+from bench.core.data import load_dataset, subset_indices
+from bench.core.transform import bpda, build_transform
 from conftest import synthetic_images
 from jpeg_ref import pillow_batch, pillow_roundtrip, to_levels
 
@@ -127,7 +127,7 @@ def test_bpda_gradients_are_finite_and_nonzero(surrogate: str) -> None:
 
 
 def test_surrogate_is_not_a_parameter() -> None:
-    from bench.registry import SpecError
+    from bench.core.registry import SpecError
 
     with pytest.raises(SpecError, match="surrogate"):
         build_transform("jpeg(quality=75, surrogate='cubic')")

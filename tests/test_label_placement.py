@@ -1,11 +1,11 @@
-"""Scatter labels that do not overprint (bench.label_placement, and its use in bench.plots)."""
+"""Scatter labels that do not overprint (bench.reports.label_placement, and its use in bench.reports.plots)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from bench.label_placement import candidate_boxes, place_labels
+from bench.reports.label_placement import candidate_boxes, place_labels
 
 
 def _pairwise_overlap(boxes: np.ndarray) -> float:
@@ -73,7 +73,7 @@ def test_scatter_labels_every_point_once_without_overprinting() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from bench.plots import _label_points
+    from bench.reports.plots import _label_points
 
     # the leaderboard's shape: a few spread-out points and a cluster of 10 at ~0%
     names = [f"defense_{i}(x={i})" for i in range(14)]

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-import bench.io
-from bench.leaderboard import Change, compare, format_changes, headline, leaderboard_path, render, write_leaderboards
-from bench.results import (
+import bench.core.io
+from bench.reports.leaderboard import Change, compare, format_changes, headline, leaderboard_path, render, write_leaderboards
+from bench.eval.results import (
     SCHEMA_VERSION,
     ResultsError,
     load_result,
@@ -92,7 +92,7 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
 
 
 def test_results_root_default() -> None:
-    assert results_root() == Path(bench.io.__file__).resolve().parents[1] / "leaderboards" / "results"
+    assert results_root() == Path(bench.core.io.__file__).resolve().parents[2] / "leaderboards" / "results"
 
 
 def test_failed_write_leaves_old_file_and_no_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -102,7 +102,7 @@ def test_failed_write_leaves_old_file_and_no_temp(tmp_path: Path, monkeypatch: p
     def broken_replace(src: str, dst: str) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(bench.io.os, "replace", broken_replace)
+    monkeypatch.setattr(bench.core.io.os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
         save_result(tmp_path, make_result("jpeg(quality=75)", clean=0.5))
     with pytest.raises(OSError):
@@ -369,8 +369,8 @@ def test_changes_survive_os_level_roundtrip(tmp_path: Path) -> None:
 def test_shell_join_round_trips_and_reads_well(arg: str) -> None:
     import shlex
 
-    from bench.io import shell_join
-    from bench.leaderboard import _display_command
+    from bench.core.io import shell_join
+    from bench.reports.leaderboard import _display_command
 
     line = shell_join(["shieldbench", "run", "--defense", arg])
     assert shlex.split(line) == ["shieldbench", "run", "--defense", arg]
@@ -381,8 +381,8 @@ def test_shell_join_round_trips_and_reads_well(arg: str) -> None:
 
 def test_committed_results_match_their_protocol_files() -> None:
     """Every committed result and job partial carries the identity of the protocol file now in the
-    checkout (``bench.protocol``): comment edits keep it; a scoring edit means re-running the rows."""
-    from bench.protocol import PROTOCOL_DIR, parse_protocol, same_protocol
+    checkout (``bench.eval.protocol``): comment edits keep it; a scoring edit means re-running the rows."""
+    from bench.eval.protocol import PROTOCOL_DIR, parse_protocol, same_protocol
 
     checked = 0
     for root in (results_root(), results_root().parent / "partials"):

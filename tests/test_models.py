@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bench.models import CIFAR10_MEAN, CIFAR10_STD, create_model, init_variables
+from bench.zoo.models import CIFAR10_MEAN, CIFAR10_STD, create_model, init_variables
 
 
 def n_params(variables) -> int:

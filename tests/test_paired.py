@@ -1,12 +1,12 @@
-"""Paired convergence check (bench.paired): adaptive attacks compared on the images they share."""
+"""Paired convergence check (bench.experiments.paired): adaptive attacks compared on the images they share."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from bench.metrics import AttackRecords
-from bench.paired import paired_rows, render
+from bench.eval.metrics import AttackRecords
+from bench.experiments.paired import paired_rows, render
 
 
 def _rec(attack: str, eps: float, positions: list[int], correct: list[list[bool]], eot: int = 4,
@@ -47,8 +47,8 @@ def test_paired_check_on_the_tiny_world(world) -> None:
     import dataclasses
 
     from bench import load_protocol
-    from bench.paired import paired_check
-    from bench.protocol import AttackPlan
+    from bench.experiments.paired import paired_check
+    from bench.eval.protocol import AttackPlan
 
     base = load_protocol("tiny")
     p = dataclasses.replace(base, attacks=(AttackPlan("pgd(eps=8, steps=2)", ("adaptive",)),

@@ -13,9 +13,9 @@ def test_curves_scatter_and_gallery(world, tmp_path: Path) -> None:
     import dataclasses
 
     from bench import build_defense, load_protocol
-    from bench.plots import curve, gallery, robustness_curves, tradeoff_scatter
-    from bench.protocol import AttackPlan
-    from bench.runner import Runner
+    from bench.reports.plots import curve, gallery, robustness_curves, tradeoff_scatter
+    from bench.eval.protocol import AttackPlan
+    from bench.eval.runner import Runner
 
     p = dataclasses.replace(load_protocol("tiny"), attacks=(
         AttackPlan("fgsm(eps=4)", ("gray-box",)), AttackPlan("fgsm(eps=8)", ("gray-box",)),
@@ -34,7 +34,7 @@ def test_curves_scatter_and_gallery(world, tmp_path: Path) -> None:
 def test_curve_uses_a_subset_only_where_no_full_set_entry_exists() -> None:
     from test_leaderboard import attack, make_result
 
-    from bench.plots import curve
+    from bench.reports.plots import curve
 
     subset = dict(attack("adaptive", "pgd(eps=4, steps=50)", 0.30, eps=4.0), n=100)   # only measured on 100 images
     full8 = dict(attack("adaptive", "pgd(eps=8, steps=50)", 0.10), n=200)

@@ -1,11 +1,11 @@
-"""``bench.progress``: plain-line progress for logs (one line per stage, a heartbeat, ETA)."""
+"""``bench.cli.progress``: plain-line progress for logs (one line per stage, a heartbeat, ETA)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.progress import LineProgress
+from bench.cli.progress import LineProgress
 
 
 @dataclass
@@ -49,7 +49,7 @@ def test_one_line_per_stage_a_heartbeat_in_silence_and_an_eta() -> None:
 
 
 def test_a_run_in_a_log_prints_progress_lines(world, tmp_path: Path, capsys) -> None:
-    from bench.cli import main
+    from bench.cli.main import main
 
     assert main(["run", "--protocol", "tiny", "--defense", "identity()", "--results", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out

@@ -8,10 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bench.defense import Defense, build_defense, combine
-from bench.protocol import Protocol, ProtocolError, list_protocols, load_protocol, parse_protocol
-from bench.registry import SpecError
-from bench.transform import build_transform
+from bench.core.defense import Defense, build_defense, combine
+from bench.eval.protocol import Protocol, ProtocolError, list_protocols, load_protocol, parse_protocol
+from bench.core.registry import SpecError
+from bench.core.transform import build_transform
 
 GOOD = """
 name = "{name}"
@@ -166,7 +166,7 @@ IDENTITY_CHANGING = {  # edits that change what is scored
 
 @pytest.mark.parametrize("edit", sorted(IDENTITY_KEEPING))
 def test_a_comment_edit_keeps_the_protocol_identity(tmp_path: Path, edit: str) -> None:
-    from bench.protocol import same_protocol
+    from bench.eval.protocol import same_protocol
 
     before, after = _edited(tmp_path, "", ""), _edited(tmp_path, *IDENTITY_KEEPING[edit])
     assert before.sha256 != after.sha256 and before.identity == after.identity
@@ -178,7 +178,7 @@ def test_a_comment_edit_keeps_the_protocol_identity(tmp_path: Path, edit: str) -
 
 @pytest.mark.parametrize("edit", sorted(IDENTITY_CHANGING))
 def test_a_scoring_edit_changes_the_protocol_identity(tmp_path: Path, edit: str) -> None:
-    from bench.protocol import same_protocol
+    from bench.eval.protocol import same_protocol
 
     before, after = _edited(tmp_path, "", ""), _edited(tmp_path, *IDENTITY_CHANGING[edit])
     assert before.identity != after.identity and not same_protocol(before.header(), after)

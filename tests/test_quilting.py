@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bench.registry import SpecError
-from bench.transform import bpda, build_transform
+from bench.core.registry import SpecError
+from bench.core.transform import bpda, build_transform
 from defenses import quilting
 from defenses.quilting import build_database, grid
 
@@ -78,7 +78,7 @@ def test_randomized_deterministic_per_key_and_vmappable(synthetic_db: np.ndarray
 
 
 def test_scoring_draws_share_the_search_and_match_one_call_per_key(synthetic_db: np.ndarray) -> None:
-    from bench.defense import DefendedClassifier, build_defense
+    from bench.core.defense import DefendedClassifier, build_defense
 
     defense = build_defense(f"quilting(patch=4, overlap=2, k=5, db_size={SIZE})")
     w = jax.random.normal(jax.random.key(3), (8 * 8 * 3, 10))
@@ -128,7 +128,7 @@ def test_bad_parameters(spec: str) -> None:
 
 
 def test_real_database_on_real_images(real_data, real_cache) -> None:
-    from bench.data import load_dataset, subset_indices
+    from bench.core.data import load_dataset, subset_indices
 
     test = load_dataset("cifar10", "test", data=real_data)
     x = jnp.asarray(test.as_float(subset_indices(len(test), 4)))

@@ -1,4 +1,4 @@
-"""The README's generated blocks (bench/readme.py): round trip, staleness, the committed README."""
+"""The README's generated blocks (bench/reports/readme.py): round trip, staleness, the committed README."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.protocol import load_protocol
-from bench.readme import PROTOCOL, main, markers, render_headline, replace_block
-from bench.results import save_result
+from bench.eval.protocol import load_protocol
+from bench.reports.readme import PROTOCOL, main, markers, render_headline, replace_block
+from bench.eval.results import save_result
 from test_leaderboard import attack, make_result
 
 TEMPLATE = ("# x\n\nbefore\n<!-- headline:begin -->\nold table\n<!-- headline:end -->\nmiddle\n"
@@ -48,6 +48,6 @@ def test_empty_results_say_so() -> None:
 
 
 def test_committed_readme_blocks_are_fresh() -> None:
-    from bench.results import results_root
+    from bench.eval.results import results_root
 
-    assert main(["--check"]) == 0, f"stale: run python -m bench.readme ({results_root()})"
+    assert main(["--check"]) == 0, f"stale: run python -m bench.reports.readme ({results_root()})"

@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bench.registry import SpecError, parse_spec
-from bench.transform import TRANSFORMS, Identity, bpda, build_transform
+from bench.core.registry import SpecError, parse_spec
+from bench.core.transform import TRANSFORMS, Identity, bpda, build_transform
 
 
 def test_parse_spec_forms() -> None:

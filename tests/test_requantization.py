@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.requantization import boundary_share, boundary_shares, luma_coefficients
+from bench.experiments.requantization import boundary_share, boundary_shares, luma_coefficients
 
 
 def _jpeg(images: np.ndarray, quality: int) -> np.ndarray:

@@ -20,7 +20,7 @@ def identity_result(world_files: dict[str, Path]) -> dict:
     mp.setenv("SHIELDBENCH_CACHE", str(world_files["data"].parent / "cache"))
     try:
         from bench import build_defense, load_protocol
-        from bench.runner import Runner
+        from bench.eval.runner import Runner
 
         return Runner(load_protocol("tiny")).run(build_defense("identity()"))
     finally:
@@ -32,7 +32,7 @@ def entry(result: dict, knowledge: str, attack: str) -> dict:
 
 
 def test_identity_result_is_valid_and_sane(identity_result: dict) -> None:
-    from bench.results import validate_result
+    from bench.eval.results import validate_result
 
     validate_result(identity_result, "identity")
     r = identity_result
@@ -57,7 +57,7 @@ def test_identity_result_is_valid_and_sane(identity_result: dict) -> None:
 def test_bpda_through_identity_equals_plain_pgd(world: dict[str, Path]) -> None:
     from attacks.specs import build_attack
     from bench import build_defense, load_model
-    from bench.defense import DefendedClassifier
+    from bench.core.defense import DefendedClassifier
 
     base = load_model("resnet20")
     plain_logits = base.logits_fn()
@@ -89,8 +89,8 @@ def test_jpeg_defense_more_steps_do_not_help_the_defense(world: dict[str, Path])
     import dataclasses
 
     from bench import build_defense, load_protocol
-    from bench.protocol import AttackPlan
-    from bench.runner import Runner
+    from bench.eval.protocol import AttackPlan
+    from bench.eval.runner import Runner
 
     p = load_protocol("tiny")
     plans = (AttackPlan("pgd(eps=8, steps=3)", ("adaptive",)), AttackPlan("pgd(eps=8, steps=12)", ("adaptive",)))
@@ -105,8 +105,8 @@ def test_randomized_defense_uses_draws_and_eot(world: dict[str, Path]) -> None:
     import dataclasses
 
     from bench import build_defense, load_protocol
-    from bench.protocol import AttackPlan
-    from bench.runner import Runner
+    from bench.eval.protocol import AttackPlan
+    from bench.eval.runner import Runner
 
     p = dataclasses.replace(load_protocol("tiny"), attacks=(AttackPlan("pgd(eps=8, steps=3)", ("adaptive",)),
                                                             AttackPlan("pgd(eps=8, steps=2)", ("adaptive",), 4, eot=3)))
@@ -121,8 +121,8 @@ def test_randomized_defense_uses_draws_and_eot(world: dict[str, Path]) -> None:
 
 def test_draws_are_scored_in_one_call_with_the_documented_keys(world: dict[str, Path]) -> None:
     from bench import build_defense, load_model, load_protocol
-    from bench.defense import DefendedClassifier
-    from bench.runner import Runner, _stable_int
+    from bench.core.defense import DefendedClassifier
+    from bench.eval.runner import Runner, _stable_int
 
     runner = Runner(load_protocol("tiny"))
     clf = DefendedClassifier(build_defense("slq()"), {"resnet20": load_model("resnet20").logits_fn()})
@@ -146,9 +146,9 @@ def test_attack_once_defend_many_and_damaged_cache(world: dict[str, Path], monke
 
     from attacks.specs import Attack
     from bench import build_defense, load_protocol
-    from bench.cache import AdversarialCache
-    from bench.protocol import AttackPlan
-    from bench.runner import Runner
+    from bench.eval.cache import AdversarialCache
+    from bench.eval.protocol import AttackPlan
+    from bench.eval.runner import Runner
 
     p = dataclasses.replace(load_protocol("tiny"), attacks=(AttackPlan("fgsm(eps=8)", ("gray-box",)),))
     calls = []
@@ -171,8 +171,8 @@ def test_missing_transfer_source_is_skipped_not_fatal(world: dict[str, Path], mo
     import dataclasses
 
     from bench import build_defense, load_protocol
-    from bench.protocol import AttackPlan
-    from bench.runner import Runner
+    from bench.eval.protocol import AttackPlan
+    from bench.eval.runner import Runner
 
     p = dataclasses.replace(load_protocol("tiny"), source="resnet56",
                             attacks=(AttackPlan("fgsm(eps=8)", ("gray-box", "transfer")),))
@@ -184,8 +184,8 @@ def test_missing_transfer_source_is_skipped_not_fatal(world: dict[str, Path], mo
 @pytest.mark.slow
 def test_smoke_protocol_on_real_data_with_the_zoo_model(real_data: Path, real_cache: Path) -> None:
     from bench import build_defense, list_models, load_protocol
-    from bench.results import validate_result
-    from bench.runner import Runner
+    from bench.eval.results import validate_result
+    from bench.eval.runner import Runner
 
     if "resnet20" not in list_models():
         pytest.skip("the zoo has no resnet20 yet")

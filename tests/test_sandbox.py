@@ -1,4 +1,4 @@
-"""The sandbox (``bench.sandbox``, ``bench.isolation``, ``bench.wire``): what a submission cannot do."""
+"""The sandbox (``bench.submissions.sandbox``, ``bench.submissions.isolation``, ``bench.submissions.wire``): what a submission cannot do."""
 
 from __future__ import annotations
 
@@ -12,16 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.cli import main
-from bench.isolation import landlock_abi
+from bench.cli.main import main
+from bench.submissions.isolation import landlock_abi
 
 needs_landlock = pytest.mark.skipif(landlock_abi() == 0, reason="this kernel has no Landlock: no sandbox to test")
 
 HOSTILE = textwrap.dedent('''
     import dataclasses, os, socket
 
-    import bench.defense
-    import bench.metrics
+    import bench.core.defense
+    import bench.eval.metrics
     from bench import Transform, register_transform
 
     log = []
@@ -37,8 +37,8 @@ HOSTILE = textwrap.dedent('''
         except Exception as e:
             log.append(what + "=refused")
     # a "defense" that rewrites the metric and the vote: in the sandbox this touches only the worker
-    bench.metrics.attack_metrics = lambda *a, **k: {{"robust_accuracy": 1.0}}
-    bench.defense.combine = lambda *a, **k: None
+    bench.eval.metrics.attack_metrics = lambda *a, **k: {{"robust_accuracy": 1.0}}
+    bench.core.defense.combine = lambda *a, **k: None
     print("LOG " + " ".join(log))
 
 
@@ -60,7 +60,7 @@ def _hostile(tmp_path: Path, name: str, cache: Path, port: int) -> Path:
 
 @needs_landlock
 def test_a_submission_cannot_write_read_the_cache_connect_or_signal(tmp_path: Path, isolated_cache: Path) -> None:
-    from bench.submit import sandboxed_submission
+    from bench.submissions.submit import sandboxed_submission
 
     (isolated_cache / "adversarial").mkdir(parents=True, exist_ok=True)
     with socket.socket() as server:
@@ -81,16 +81,16 @@ def test_a_submission_cannot_write_read_the_cache_connect_or_signal(tmp_path: Pa
 @needs_landlock
 def test_a_submission_that_patches_the_harness_scores_like_the_identity(world, tmp_path: Path, isolated_cache: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    import bench.metrics
+    import bench.eval.metrics
     from bench_world import NON_ADAPTIVE, small_protocol
 
     protocol = small_protocol(monkeypatch, world, tmp_path / "protocols", "tiny-shared", NON_ADAPTIVE)
-    original = bench.metrics.attack_metrics
+    original = bench.eval.metrics.attack_metrics
     results = tmp_path / "results"
     f = _hostile(tmp_path, "hostile_identity", isolated_cache, 9)
     assert main(["submit", str(f), "--protocol", protocol, "--record", "--results", str(results)]) == 0
     assert len(list((results / protocol).glob("*.json"))) == 1 and (tmp_path / f"{protocol}.md").is_file()  # page
-    assert bench.metrics.attack_metrics is original
+    assert bench.eval.metrics.attack_metrics is original
     assert main(["run", "--protocol", protocol, "--defense", "identity()", "--results", str(results)]) == 0
     stored = {r["defense"]["spec"]: r for r in (json.loads(p.read_text()) for p in (results / protocol).glob("*.json"))}
     ours, theirs = stored["identity()"], stored["hostile_identity()"]
@@ -133,8 +133,8 @@ def test_stand_ins_compute_the_same_outputs_and_gradients_as_the_code_itself(tmp
     import jax
     import jax.numpy as jnp
 
-    from bench.submit import load_submission, sandboxed_submission
-    from bench.transform import bpda, build_transform
+    from bench.submissions.submit import load_submission, sandboxed_submission
+    from bench.core.transform import bpda, build_transform
 
     (tmp_path / "a").mkdir()
     here, there = tmp_path / "a" / "smooth_here.py", tmp_path / "smooth_there.py"
@@ -183,7 +183,7 @@ def test_a_model_file_needs_trust(world, tmp_path: Path, capsys) -> None:
 # ---- the wire ------------------------------------------------------------------------------------
 
 def test_the_wire_carries_arrays_and_refuses_pickles_and_oversized_headers() -> None:
-    from bench import wire
+    from bench.submissions import wire
 
     buf = io.BytesIO()
     x = np.arange(24, dtype=np.float32).reshape(2, 3, 4)

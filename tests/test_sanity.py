@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.sanity import sanity_flags
+from bench.eval.sanity import sanity_flags
 
 
 def e(knowledge: str, attack: str, acc: float, eps: float, n: int = 1000, eot: int = 1) -> dict:

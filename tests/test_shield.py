@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.defense import build_defense
-from bench.registry import SpecError
+from bench.core.defense import build_defense
+from bench.core.registry import SpecError
 
 
 def test_shield_pairs_slq_with_each_vaccinated_model() -> None:
@@ -29,7 +29,7 @@ def test_mq_minus_q_and_mq_times_q() -> None:
 
 @pytest.mark.parametrize("spec", ["shield()", "shield_mq()", "shield_mxq()", "vaccinated(quality=20)"])
 def test_members_are_in_the_zoo_with_verified_hashes(spec: str) -> None:
-    from bench.zoo import ZOO_DIR, load_model
+    from bench.zoo.store import ZOO_DIR, load_model
 
     members = sorted({m for _, m in build_defense(spec).views()})
     missing = [m for m in members if not (ZOO_DIR / f"{m}.json").exists()]
@@ -60,7 +60,7 @@ def fake_result(spec: str, clean: float, fgsm: dict[int, float], randomized: boo
 
 
 def test_report_tables_and_verdicts() -> None:
-    from bench.shield_report import render
+    from bench.reports.shield_report import render
 
     grid = {2: 0.6, 4: 0.5, 6: 0.4, 8: 0.3}
     better = {e: a + 0.1 for e, a in grid.items()}
@@ -80,7 +80,7 @@ def test_report_tables_and_verdicts() -> None:
 
 
 def test_eot_table_stopping_point() -> None:
-    from bench.shield_report import eot_table
+    from bench.reports.shield_report import eot_table
 
     sweep = {"attack": "pgd(eps=8, steps=20)", "n": 200, "gray_box": {"mean": 0.6},
              "adaptive": [{"eot": k, "robust_accuracy": {"mean": m, "std": 0.01}}
@@ -93,7 +93,7 @@ def test_eot_table_stopping_point() -> None:
 
 
 def test_table1_reads_stored_attack_names_and_checks_the_papers_claim() -> None:
-    from bench.shield_report import table1
+    from bench.reports.shield_report import table1
 
     def result(spec: str, accs: tuple[float, float, float, float]) -> dict:
         # results store attacks by their canonical spec, defaults left out
@@ -116,7 +116,7 @@ def test_table1_reads_stored_attack_names_and_checks_the_papers_claim() -> None:
 
 
 def test_table1_says_when_a_single_vaccinated_model_beats_shield() -> None:
-    from bench.shield_report import table1
+    from bench.reports.shield_report import table1
 
     def result(spec: str, clean: float, ifgsm: float) -> dict:
         return {"defense": {"spec": spec}, "clean_accuracy": {"mean": clean},
@@ -131,7 +131,7 @@ def test_table1_says_when_a_single_vaccinated_model_beats_shield() -> None:
 
 
 def test_requantization_section_names_the_knife_edge_quality() -> None:
-    from bench.shield_report import requantization_table
+    from bench.reports.shield_report import requantization_table
 
     def result(q: int, cw: float) -> dict:
         return {"defense": {"spec": f"jpeg(quality={q})"}, "clean_accuracy": {"mean": 0.85},
@@ -152,12 +152,12 @@ def test_shield_runs_as_an_ensemble_on_the_tiny_world(world, tmp_path, monkeypat
     import dataclasses
     import os
     from bench import load_model, load_protocol
-    from bench.protocol import AttackPlan
-    from bench.runner import Runner
+    from bench.eval.protocol import AttackPlan
+    from bench.eval.runner import Runner
 
     vacc = tmp_path / "vacc"
     vacc.mkdir()
-    from bench.zoo import save_model
+    from bench.zoo.store import save_model
 
     base = load_model("resnet20")
     for q in (20, 80):  # stand-ins: the tiny base model saved under the vaccinated names
@@ -175,12 +175,12 @@ def test_committed_shield_report_matches_its_stored_results(tmp_path, monkeypatc
     import shutil
     import sys
 
-    from bench.results import results_root
-    from bench.shield_report import main, render_stored
+    from bench.eval.results import results_root
+    from bench.reports.shield_report import main, render_stored
 
     root = results_root()
     page = root.parent / "shield-cifar10.md"
-    assert page.read_text(encoding="utf-8") == render_stored(root), "stale: run python -m bench.shield_report"
+    assert page.read_text(encoding="utf-8") == render_stored(root), "stale: run python -m bench.reports.shield_report"
     # --check fails on a hand-edited copy and writes nothing
     copy = tmp_path / "results"
     shutil.copytree(root, copy)

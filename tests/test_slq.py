@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bench.transform import bpda, build_transform
+from bench.core.transform import bpda, build_transform
 from conftest import synthetic_images
 
 QUALITIES = (20, 40, 60, 80)

@@ -1,4 +1,4 @@
-"""A split protocol as a SLURM job array (``bench.slurm``, ``scripts/slurm-local.sh``).
+"""A split protocol as a SLURM job array (``bench.eval.slurm``, ``scripts/slurm-local.sh``).
 
 The fast tests check the written files; the slow one runs ``cifar10-smoke`` on a real one-node
 SLURM (Debian's ``slurm-wlm``) started by the repository's script, kills a running task and
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.slurm import SlurmOptions, bench_argv, write_slurm
+from bench.eval.slurm import SlurmOptions, bench_argv, write_slurm
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -124,10 +124,10 @@ def _state(env: dict, job: str) -> str:
 def test_smoke_split_on_a_real_slurm_merges_equal_to_the_unsplit_run(tmp_path: Path) -> None:
     if not all(shutil.which(p) for p in ("slurmctld", "slurmd", "sbatch", "squeue", "scontrol")):
         pytest.skip("SLURM is not installed (Debian/Ubuntu: sudo apt-get install slurm-wlm)")
-    from bench.cache import _canonical
-    from bench.io import sha256_bytes
-    from bench.jobs import Shard, job_argvs
-    from bench.protocol import load_protocol
+    from bench.eval.cache import _canonical
+    from bench.core.io import sha256_bytes
+    from bench.eval.jobs import Shard, job_argvs
+    from bench.eval.protocol import load_protocol
 
     env = {**os.environ, "SHIELDBENCH_SLURM_DIR": str(tmp_path / "slurm"), "SLURM_LOCAL_PORT": str(_free_port_pair()),
            "SLURM_CONF": str(tmp_path / "slurm" / "slurm.conf"), "SHIELDBENCH_CACHE": str(tmp_path / "cache")}

@@ -10,7 +10,7 @@ import pytest
 from attacks import build_attack
 from attacks.square import Square, halving_starts
 from attacks.target import AttackTarget
-from bench.registry import SpecError
+from bench.core.registry import SpecError
 from test_attacks import linear_model
 
 EPS = 8  # /255

@@ -1,7 +1,7 @@
 """Every registered transform's surrogates: declared, well-formed, and with a useful BPDA gradient.
 
 Walks the whole transform registry (each transform with its default arguments) and every
-surrogate it declares, as the adaptive attack does (``bench.transform``).
+surrogate it declares, as the adaptive attack does (``bench.core.transform``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bench.transform import TRANSFORMS, bpda, build_transform
+from bench.core.transform import TRANSFORMS, bpda, build_transform
 from defenses import quilting
 
 NAMES = sorted(TRANSFORMS.names())

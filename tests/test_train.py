@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bench.data import CIFAR10_CLASSES, Dataset
-from bench.train import CheckpointError, TrainConfig, augment, fit
+from bench.core.data import CIFAR10_CLASSES, Dataset
+from bench.zoo.train import CheckpointError, TrainConfig, augment, fit
 
 
 def toy_dataset(n: int = 128, seed: int = 0) -> Dataset:
@@ -78,7 +78,7 @@ def test_fine_tuning_refuses_to_resume_from_other_start_weights(tmp_path: Path) 
 def test_training_transform_is_applied(tmp_path: Path) -> None:
     # a transform that blanks every image leaves nothing to learn: the loss cannot fall far
     # below the label entropy (~2.3), while the same run without it learns (test above)
-    from bench.train import Trainer
+    from bench.zoo.train import Trainer
 
     cfg = TrainConfig(arch="resnet8", epochs=4, batch_size=16, lr=0.05, warmup_epochs=0.5, transform="blank()")
     blank = lambda x, key: jnp.zeros_like(x)  # noqa: E731

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bench import build_transform
-from bench.registry import SpecError
+from bench.core.registry import SpecError
 
 
 def smooth_images(n: int = 2, size: int = 32) -> jax.Array:
@@ -65,7 +65,7 @@ def test_bad_parameters(spec: str) -> None:
 @pytest.mark.parametrize("image", ["random", "constant"])
 def test_own_gradient_is_finite_and_nonzero(image: str) -> None:
     # the dual field's norm is sqrt(0) at the start and where differences vanish: NaN before safe_norm
-    from bench.transform import bpda
+    from bench.core.transform import bpda
 
     t = build_transform("tvm()")
     assert t.surrogates == ("identity", "own")

@@ -1,4 +1,4 @@
-"""``bench.user_models``: a user's own model (Flax module + weights, or any JAX function) as a
+"""``bench.zoo.user_models``: a user's own model (Flax module + weights, or any JAX function) as a
 defense member or a protocol's base, with its card checks."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from bench import ZooError, load_model, register_model
-from bench.cli import main
-from bench.submit import SubmissionError, load_model_file
-from bench.user_models import USER_MODELS
+from bench.cli.main import main
+from bench.submissions.submit import SubmissionError, load_model_file
+from bench.zoo.user_models import USER_MODELS
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +44,7 @@ def test_a_jax_function_is_a_model_identified_by_its_fingerprint() -> None:
 
 
 def test_a_flax_module_with_weights_loads_verified_and_equals_the_zoo_model(world) -> None:
-    from bench.models import create_model
+    from bench.zoo.models import create_model
 
     weights = world["zoo"] / "resnet20.msgpack"
     sha = hashlib.sha256(weights.read_bytes()).hexdigest()
@@ -103,7 +103,7 @@ def test_registration_refuses_what_a_card_cannot_hold(world) -> None:
 
 
 def test_safetensors_weights_need_the_package_or_load(world, tmp_path: Path) -> None:
-    from bench.models import create_model
+    from bench.zoo.models import create_model
 
     f = tmp_path / "w.safetensors"
     try:
@@ -127,7 +127,7 @@ def test_safetensors_weights_need_the_package_or_load(world, tmp_path: Path) -> 
 
 SUBMISSION = '''
 from bench import Defense, build_transform, register_defense, register_model
-from bench.models import create_model
+from bench.zoo.models import create_model
 
 register_model("user_tiny", module=create_model("resnet8"), weights={weights!r}, weights_sha256={sha!r},
                input_shape=(32, 32, 3), num_classes=10)

@@ -9,9 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bench.data import load_dataset, subset_indices
-from bench.models import create_model, init_variables
-from bench.zoo import ZOO_DIR, ZooError, list_models, load_model, read_card, save_model
+from bench.core.data import load_dataset, subset_indices
+from bench.zoo.models import create_model, init_variables
+from bench.zoo.store import ZOO_DIR, ZooError, list_models, load_model, read_card, save_model
 
 
 @pytest.fixture

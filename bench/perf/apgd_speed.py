@@ -30,7 +30,7 @@ def measure(batch: int, steps: int, arch: str, defense: str | None = None, repea
 
     logits, what = _model_logits(arch)
     if defense:
-        from bench.defense import DefendedClassifier, build_defense
+        from bench.core.defense import DefendedClassifier, build_defense
 
         d = build_defense(defense)
         target = DefendedClassifier(d, {m: logits for m in d.members}).target(d.surrogates()[0], 1)

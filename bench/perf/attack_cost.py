@@ -27,12 +27,12 @@ import optax
 
 
 def _model_logits(arch: str):
-    from bench.zoo import ZooError, load_model
+    from bench.zoo.store import ZooError, load_model
 
     try:
         return load_model(arch).logits_fn(), f"zoo {arch}"
     except ZooError:
-        from bench.models import create_model, init_variables
+        from bench.zoo.models import create_model, init_variables
 
         model = create_model(arch)
         variables = init_variables(model, jax.random.key(0), (32, 32, 3))
@@ -93,7 +93,7 @@ def main() -> None:
                    ["path", "ms/step"], tablefmt="github"))
     print(f"ratio foolbox / jitted: {m['foolbox'] / m['jitted']:.2f}x (goal <= 1.15x)")
 
-    from bench.results import load_results, protocols_with_results, results_root
+    from bench.eval.results import load_results, protocols_with_results, results_root
 
     rows = []
     for proto in protocols_with_results(results_root()):
@@ -112,7 +112,7 @@ def crafting_minutes(result: dict) -> dict[str, float]:
     """Crafting minutes stored in a result, split into per-defense and shared attacks.
 
     Args:
-        result: a results dict (``bench.results`` schema).
+        result: a results dict (``bench.eval.results`` schema).
 
     Returns:
         ``{"adaptive": minutes, "shared": minutes}``: the sum over the result's attacks of

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bench.perf.timing import rate
+from bench.core.timing import rate
 
 
 def images(n: int, size: int, seed: int = 0) -> np.ndarray:
@@ -54,7 +54,7 @@ def simplejpeg_fn(imgs: np.ndarray, quality: int) -> Callable[[], object]:
 
 
 def ours_fn(spec: str, imgs: np.ndarray) -> Callable[[], object]:
-    from bench.transform import build_transform
+    from bench.core.transform import build_transform
 
     t = build_transform(spec)
     f = jax.jit(t.__call__)

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bench.perf.timing import rate
+from bench.core.timing import rate
 
 
 def main() -> None:
@@ -29,7 +29,7 @@ def main() -> None:
     from skimage.restoration import denoise_tv_chambolle
     from tabulate import tabulate
 
-    from bench.transform import build_transform
+    from bench.core.transform import build_transform
 
     s, it = args.seconds, args.tvd_iters
     rows = []

@@ -28,7 +28,7 @@ def pillow(img: np.ndarray, quality: int) -> np.ndarray:
 
 
 def compare(imgs: np.ndarray, quality: int) -> tuple[float, int]:
-    from bench.transform import build_transform
+    from bench.core.transform import build_transform
 
     f = jax.jit(build_transform(f"jpeg(quality={quality})").__call__)
     ours = np.concatenate([
@@ -47,7 +47,7 @@ def main() -> None:
     import PIL
     from tabulate import tabulate
 
-    from bench.data import load_dataset, subset_indices
+    from bench.core.data import load_dataset, subset_indices
 
     test = load_dataset("cifar10", "test", data=args.data)
     sets = {"CIFAR-10 test": test.images[subset_indices(len(test), args.n)]}

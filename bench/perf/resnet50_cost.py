@@ -47,8 +47,8 @@ def main() -> None:
 
     from attacks.specs import build_attack
     from attacks.target import AttackTarget
-    from bench.defense import DefendedClassifier, build_defense
-    from bench.models import ResNetV2, init_variables
+    from bench.core.defense import DefendedClassifier, build_defense
+    from bench.zoo.models import ResNetV2, init_variables
 
     shape = (224, 224, 3)
     module = ResNetV2()

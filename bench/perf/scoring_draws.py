@@ -20,7 +20,7 @@ import argparse
 import jax
 import numpy as np
 
-from bench.perf.timing import rate
+from bench.core.timing import rate
 
 
 def main() -> None:
@@ -32,8 +32,8 @@ def main() -> None:
     args = p.parse_args()
     from tabulate import tabulate
 
-    from bench.defense import DefendedClassifier, build_defense
-    from bench.zoo import load_model
+    from bench.core.defense import DefendedClassifier, build_defense
+    from bench.zoo.store import load_model
 
     x = jax.random.uniform(jax.random.key(0), (args.batch, 32, 32, 3))
     keys = jax.random.split(jax.random.key(1), args.draws)

@@ -13,11 +13,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bench.perf.timing import rate
+from bench.core.timing import rate
 
 
 def run(arch: str, seconds: float) -> dict[str, float]:
-    from bench.train import TrainConfig, Trainer
+    from bench.zoo.train import TrainConfig, Trainer
 
     out = {}
     for batch in (64, 128):
@@ -58,8 +58,8 @@ def main() -> None:
     if args.update_cards:
         import json
 
-        from bench.io import atomic_write_json
-        from bench.zoo import ZOO_DIR
+        from bench.core.io import atomic_write_json
+        from bench.zoo.store import ZOO_DIR
 
         for path in sorted(ZOO_DIR.glob("*.json")):
             card = json.loads(path.read_text())

@@ -1,0 +1,224 @@
+"""Leaderboard pictures, drawn from stored results (matplotlib, the optional ``plots`` extra).
+
+* ``robustness_curves``: robust accuracy vs Linf eps per defense, gray-box and adaptive side
+  by side (the shape of SHIELD's Fig. 4). At each eps the worst case over that level's Linf
+  attacks is plotted, as in the leaderboard's headline; eps 0 is clean accuracy.
+* ``tradeoff_scatter``: clean vs adaptive robust accuracy (Linf 8/255 headline), marker area
+  proportional to the defense's preprocessing cost. Labels are placed apart
+  (``bench.reports.label_placement``); points in a cluster too dense to label get key numbers, listed
+  beside the axes.
+* ``gallery``: one test image: clean, its gray-box adversarial example, and each defense's
+  output of the adversarial image, each titled with the defended prediction.
+
+Run: ``python -m bench.reports.plots [--protocol cifar10-standard]``; writes PNGs beside the
+leaderboard (``leaderboards/<protocol>-*.png``). Files are written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _plt():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError("pictures need matplotlib: pip install -e '.[plots]'") from None
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    from bench.core.io import atomic_write_bytes
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight", metadata={"Software": None})
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def curve(result: dict[str, Any], level: str) -> tuple[list[float], list[float]]:
+    """``(eps list, accuracy list)``: eps 0 = clean, then the worst case per Linf eps (<= 16/255)
+    of ``level``, chosen as the leaderboard's headline is (``bench.reports.leaderboard.worst_entry``).
+
+    An eps that the protocol measures only on a subset of its images (``cifar10-standard``'s
+    adaptive 4/255: 500 images) is plotted from that subset rather than left out.
+    """
+    from bench.reports.leaderboard import worst_entry
+
+    worst = {}
+    for eps in sorted({e["eps"] for e in result["attacks"] if e["knowledge"] == level and e["norm"] == "linf"
+                       and e["eps"] is not None and e["eps"] <= 16}):
+        entry = worst_entry(result, level, eps) or worst_entry(result, level, eps, subsets=True)
+        worst[eps] = entry["robust_accuracy"]["mean"]
+    return [0.0, *worst], [result["clean_accuracy"]["mean"], *worst.values()]
+
+
+def robustness_curves(results: Sequence[dict[str, Any]], path: Path, title: str = "") -> Path:
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    cmap = plt.get_cmap("tab20")
+    for ax, level in zip(axes, ("gray-box", "adaptive")):
+        for i, r in enumerate(results):
+            eps, acc = curve(r, level)
+            if len(eps) > 1:
+                # 20 colours, then the same colours dashed: no two lines look alike
+                ax.plot(eps, [100 * a for a in acc], marker="o", ms=3, color=cmap(i % 20),
+                        linestyle=("-", "--", ":")[(i // 20) % 3], label=r["defense"]["spec"])
+        ax.set_title(f"{level}{' (BPDA + EOT)' if level == 'adaptive' else ''}")
+        ax.set_xlabel("Linf eps (/255)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy (%)")
+    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.suptitle(title or "robust accuracy vs Linf budget (worst case over attacks)")
+    path = _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def tradeoff_scatter(results: Sequence[dict[str, Any]], path: Path, title: str = "") -> Path:
+    """Clean vs adaptive accuracy, one marker per defense, labelled by ``_label_points``."""
+    from bench.reports.leaderboard import headline
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    rows = []
+    for r in results:
+        h = headline(r)
+        if h["adaptive"] is not None:
+            rows.append((r["defense"]["spec"], 100 * h["clean"], 100 * h["adaptive"],
+                         20 + 400 * min(1.0, h["defense_ms"] / 5.0)))
+    top = max([a for _, _, a, _ in rows], default=0.0)
+    for _, clean, adaptive, size in rows:
+        ax.scatter(clean, adaptive, s=size, alpha=0.6)
+    ax.set_xlabel("clean accuracy (%)")
+    ax.set_ylabel("adaptive robust accuracy at 8/255 (%)")
+    ax.set_ylim(-1.0, max(10.0, top + 5.0))  # from 0, so that near-0% rows do not read as spread out
+    ax.grid(alpha=0.3)
+    ax.set_title(title or "clean vs adaptive robust accuracy (marker area: defense ms/img, capped at 5 ms)")
+    if rows:
+        _label_points(fig, ax, [(spec, (c, a), size) for spec, c, a, size in rows])
+    path = _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def _label_points(fig, ax, points: Sequence[tuple[str, tuple[float, float], float]]) -> None:
+    """Label scatter points ``(label, (x, y), marker area in pt^2)`` without overprinting.
+
+    A label goes next to its point where a free spot lies within ~20 px
+    (``bench.reports.label_placement``); a point in a cluster too dense for that gets a key number
+    (placed the same way, with a leader line when it sits apart), and the keys are listed to the
+    right of the axes.
+    """
+    from bench.reports.label_placement import place_labels
+
+    renderer = fig.canvas.get_renderer()
+
+    def measure(text: str) -> tuple[float, float]:
+        t = ax.text(0, 0, text, fontsize=7)
+        bb = t.get_window_extent(renderer)
+        t.remove()
+        return bb.width + 2, bb.height + 2
+
+    pts = ax.transData.transform(np.array([xy for _, xy, _ in points]))
+    radius = np.sqrt(np.array([s for *_, s in points]) / np.pi) * fig.dpi / 72
+    area = ax.bbox.extents
+    # crowded points first, so that they get the spots next to them
+    order = np.argsort(-(np.linalg.norm(pts[:, None] - pts[None], axis=-1) < 60).sum(1), kind="stable")
+    names = [points[i][0] for i in order]
+    boxes, ok = place_labels(pts[order], np.array([measure(n) for n in names]), area, radius[order],
+                             max_distance=20)
+    # keys for the rest, numbered left to right so that the list reads like the plot
+    rest = sorted(np.flatnonzero(~ok), key=lambda j: tuple(pts[order[j]]))
+    keys = [str(k + 1) for k in range(len(rest))]
+    if rest:
+        key_boxes, _ = place_labels(pts[order[rest]], np.array([measure(k) for k in keys]), area,
+                                    radius[order[rest]], obstacles=boxes[ok])
+        boxes[rest] = key_boxes
+    text = dict(zip(rest, keys))
+    to_data = ax.transData.inverted()
+    for j, i in enumerate(order):
+        box, p, rad = boxes[j], pts[i], radius[i]
+        gap = np.hypot(max(box[0] - p[0], 0, p[0] - box[2]), max(box[1] - p[1], 0, p[1] - box[3])) - rad
+        ax.annotate(text.get(j, names[j]), points[i][1], xytext=to_data.transform(box[:2] + 1),
+                    textcoords="data", fontsize=7, ha="left", va="bottom",
+                    arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "0.5", "shrinkA": 0, "shrinkB": 2}
+                    if gap > 6 else None)
+    if rest:
+        listing = "\n".join(f"{k}  {names[j]}" for k, j in zip(keys, rest))
+        ax.text(1.02, 0.0, listing, transform=ax.transAxes, fontsize=7, va="bottom", ha="left", family="monospace")
+
+
+def gallery(specs: Sequence[str], path: Path, index: int = 0, attack: str = "pgd(eps=8, steps=20)",
+            data: str | None = None, seed: int = 0) -> Path:
+    """One test image (``index`` into the test split), its gray-box example, each defense's output."""
+    import jax
+    import jax.numpy as jnp
+
+    from attacks.specs import build_attack
+    from bench.core.data import load_dataset
+    from bench.core.defense import DefendedClassifier, build_defense
+    from bench.zoo.store import load_model
+
+    plt = _plt()
+    test = load_dataset("cifar10", "test", data=data)
+    x = jnp.asarray(test.as_float(np.array([index])))
+    y = jnp.asarray(test.labels[[index]])
+    base = load_model("resnet20")
+    x_adv = build_attack(attack).run(base.logits_fn(), x, y, jax.random.key(seed)).x_adv
+    names = test.classes
+    panels = [("clean", x, int(jnp.argmax(base.predict(x), -1)[0])),
+              (f"gray-box {attack}", x_adv, int(jnp.argmax(base.predict(x_adv), -1)[0]))]
+    key = jax.random.key(seed + 1)
+    for spec in specs:
+        d = build_defense(spec)
+        clf = DefendedClassifier(d, {m: load_model(m).logits_fn() for m in d.members})
+        view0, _ = d.views()[0]
+        shown = view0(x_adv, jax.random.fold_in(key, 0))  # exactly what the first view classified
+        panels.append((spec, shown, int(clf.predict(x_adv, key)[0])))
+    cols = min(6, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.1 * cols, 2.4 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (label, img, pred) in zip(axes.flat, panels):
+        ax.imshow(np.clip(np.asarray(img[0]), 0, 1), interpolation="nearest")
+        ok = pred == int(y[0])
+        ax.set_title(f"{label}\n-> {names[pred]}", fontsize=7, color="green" if ok else "red")
+    fig.suptitle(f"test image {index} ({names[int(y[0])]}); green = correct prediction", fontsize=9)
+    path = _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def main() -> None:
+    from bench.eval.results import load_results, results_root
+
+    p = argparse.ArgumentParser(description="Draw the leaderboard pictures from stored results.")
+    p.add_argument("--protocol", default="cifar10-standard")
+    p.add_argument("--results", help="results directory (default leaderboards/results)")
+    p.add_argument("--index", type=int, default=0, help="test image of the gallery")
+    p.add_argument("--data")
+    args = p.parse_args()
+    root = Path(args.results) if args.results else results_root()
+    results = load_results(root, args.protocol)
+    if not results:
+        raise SystemExit(f"no results for {args.protocol} in {root}")
+    out = root.parent
+    print(robustness_curves(results, out / f"{args.protocol}-curves.png"))
+    print(tradeoff_scatter(results, out / f"{args.protocol}-tradeoff.png"))
+    specs = [r["defense"]["spec"] for r in results if r["defense"]["spec"] != "identity()"]
+    print(gallery(specs, out / f"{args.protocol}-gallery.png", index=args.index, data=args.data))
+
+
+if __name__ == "__main__":
+    main()
