@@ -48,7 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from attacks.loop import fori, host_loop_default
-from attacks.specs import Attack, count, positive, register_attack
+from attacks.specs import LinfAttack, count, register_attack
 from attacks.target import AttackOutput, AttackTarget, as_target
 
 ALPHA = 0.75
@@ -238,7 +238,7 @@ def _compiled(attack: APGD, target: AttackTarget, host: bool) -> Callable:
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
-class APGD(Attack):
+class APGD(LinfAttack):
     """Auto-PGD in Linf (see the module docstring); subclasses fix the loss.
 
     Attributes:
@@ -250,12 +250,11 @@ class APGD(Attack):
     loss: ClassVar[str] = "ce"
     targeted: ClassVar[bool] = False
 
-    eps: float
     steps: int = 100
     restarts: int = 1
 
     def __post_init__(self) -> None:
-        positive(self, "eps")
+        super().__post_init__()
         count(self, "steps", "restarts")
 
     @property

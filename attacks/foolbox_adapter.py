@@ -44,32 +44,19 @@ def _reseed_eagerpy(key: jax.Array) -> None:
     ep_jax.JAXTensor.key = jnp.asarray(raw, jnp.uint32).reshape(-1)[:2]  # a legacy uint32[2] key
 
 
-def foolbox_attack(name: str, params: dict[str, Any]) -> tuple[fb.attacks.Attack, float | None]:
-    """Builds the Foolbox attack for a spec; returns it and its epsilon on [0, 1] (or None)."""
-    eps = params.get("eps")
-    eps01 = None if eps is None else float(eps) / 255.0
-    if name == "fgsm":
-        return fb.attacks.FGSM(random_start=False), eps01
-    if name == "ifgsm":
-        return fb.attacks.LinfBasicIterativeAttack(rel_stepsize=params["rel_stepsize"], steps=params["steps"],
-                                                   random_start=False), eps01
-    if name == "pgd":
-        return fb.attacks.LinfPGD(rel_stepsize=params["rel_stepsize"], steps=params["steps"],
-                                  random_start=params["random_start"]), eps01
-    if name == "deepfool_l2":
-        return fb.attacks.L2DeepFoolAttack(steps=params["steps"], candidates=params["candidates"],
-                                           overshoot=params["overshoot"]), None
-    if name == "cw_l2":
-        return fb.attacks.L2CarliniWagnerAttack(binary_search_steps=params["binary_search_steps"],
-                                                steps=params["steps"], confidence=params["confidence"],
-                                                stepsize=params["stepsize"],
-                                                initial_const=params["initial_const"]), None
-    raise ValueError(f"no Foolbox attack for {name!r}")
+def foolbox_attack(foolbox: str, kwargs: dict[str, Any], eps: float | None) -> tuple[fb.attacks.Attack, float | None]:
+    """The Foolbox attack a spec declares (``Attack.foolbox``: a class of ``foolbox.attacks``, and its
+    constructor's keyword arguments); returns it and the budget on [0, 1] (``None``: minimum norm)."""
+    cls = getattr(fb.attacks, foolbox, None)
+    if not isinstance(cls, type) or not issubclass(cls, fb.attacks.Attack):
+        raise ValueError(f"foolbox.attacks has no attack class {foolbox!r}")
+    return cls(**kwargs), None if eps is None else float(eps) / 255.0
 
 
 def run_attack(
-    name: str,
-    params: dict[str, Any],
+    foolbox: str,
+    kwargs: dict[str, Any],
+    eps: float | None,
     target: AttackTarget,
     x: jax.Array,
     y: jax.Array,
@@ -78,7 +65,8 @@ def run_attack(
     """Runs one attack on one batch.
 
     Args:
-        name, params: the attack spec's name and all its fields.
+        foolbox, kwargs: the Foolbox attack class a spec declares and its constructor's arguments.
+        eps: the Linf budget in /255, ``None`` for a minimum-norm attack.
         target: the crafting pipeline (a bare model, or a defense through its surrogate
             gradient with EOT).
         x: float32 ``[B, H, W, C]`` in [0, 1].
@@ -88,7 +76,7 @@ def run_attack(
     Returns:
         The adversarial batch (see ``AttackOutput``) and the success mask.
     """
-    attack, eps = foolbox_attack(name, params)
+    attack, eps = foolbox_attack(foolbox, kwargs, eps)
     calls, ekey = itertools.count(), jax.random.fold_in(key, 1)
     model = fb.JAXModel(lambda z: target.logits(z, jax.random.fold_in(ekey, next(calls))), bounds=(0.0, 1.0))
     _reseed_eagerpy(key)

@@ -1,11 +1,14 @@
 """Attack specs: FGSM, I-FGSM, PGD, DeepFool-L2, Carlini-Wagner-L2, named by spec strings.
 
-Each attack is a frozen dataclass registered under a short name (``pgd(eps=8, steps=40)``);
-Linf budgets ``eps`` are in /255 (as in specs and reports) and have no default, so every
-spec and result names its budget. The Foolbox attacks' ``run``
-delegates to ``attacks.foolbox_adapter``, the only module that imports Foolbox; attacks
-Foolbox lacks are written in JAX, one file each beside this one (``attacks.apgd``,
-``attacks.square``), and override ``run``. Defaults follow Foolbox
+Each attack is a frozen dataclass registered under a short name (``pgd(eps=8, steps=40)``),
+derived from its family's base: :class:`LinfAttack` declares the Linf budget ``eps``, in /255
+(as in specs and reports) and without a default, so every spec and result names its budget;
+:class:`MinimumNormL2Attack` declares an L2 attack that searches the smallest perturbation.
+An attack declares its implementation on the spec. A Foolbox attack names its class
+(``foolbox = "LinfPGD"``) and its constructor's arguments (``foolbox_kwargs``), and the base
+``run`` hands both to ``attacks.foolbox_adapter``, the only module that imports Foolbox. An
+attack Foolbox lacks is written in JAX, one file beside this one (``attacks.apgd``,
+``attacks.square``), and overrides ``run``; its module is named in :data:`ATTACKS`'s built-ins. Defaults follow Foolbox
 3.3.4 except where noted: C&W runs 100 steps x 5 binary-search steps (Foolbox: 10,000 x 9,
 hours on a CPU), and PGD's default is 40 steps.
 
@@ -38,12 +41,14 @@ class Attack:
         minimum_norm: True for attacks that search the smallest perturbation (no eps).
         gradient_free: True for attacks that only query the target's outputs (then the
             choice of surrogate gradient does not matter to them).
+        foolbox: the ``foolbox.attacks`` class that implements it (``None``: it overrides ``run``).
         spec_name: set by ``@register_attack``.
     """
 
     norm: ClassVar[str] = "linf"
     minimum_norm: ClassVar[bool] = False
     gradient_free: ClassVar[bool] = False
+    foolbox: ClassVar[str | None] = None
     spec_name: ClassVar[str] = "attack"
 
     def __repr__(self) -> str:
@@ -51,6 +56,10 @@ class Attack:
 
     def params(self) -> dict:
         return dataclasses.asdict(self)
+
+    def foolbox_kwargs(self) -> dict:
+        """The Foolbox class's constructor arguments (default: every field but ``eps``)."""
+        return {k: v for k, v in self.params().items() if k != "eps"}
 
     def run(self, target: AttackTarget | Callable[[jax.Array], jax.Array], x: jax.Array, y: jax.Array,
             key: jax.Array) -> AttackOutput:
@@ -66,9 +75,12 @@ class Attack:
             ``AttackOutput`` (Linf: the in-budget output; minimum norm: clean images where
             the attack failed).
         """
+        if self.foolbox is None:
+            raise NotImplementedError(f"{type(self).__name__}: override run() or name a Foolbox attack class")
         from attacks.foolbox_adapter import run_attack
 
-        return run_attack(self.spec_name, self.params(), as_target(target), x, y, key)
+        return run_attack(self.foolbox, self.foolbox_kwargs(), getattr(self, "eps", None), as_target(target),
+                          x, y, key)
 
 
 def positive(obj: Attack, *names: str) -> None:
@@ -85,34 +97,58 @@ def count(obj: Attack, *names: str) -> None:
             raise ValueError(f"{n} must be a positive integer, got {v!r}")
 
 
-@register_attack("fgsm")
 @dataclasses.dataclass(frozen=True, repr=False)
-class FGSM(Attack):
-    """Fast gradient sign method, one step of size ``eps``/255."""
+class LinfAttack(Attack):
+    """Base of fixed-budget Linf attacks: ``eps`` in /255, required and positive."""
 
+    norm: ClassVar[str] = "linf"
     eps: float
 
     def __post_init__(self) -> None:
         positive(self, "eps")
 
 
+@dataclasses.dataclass(frozen=True, repr=False)
+class MinimumNormL2Attack(Attack):
+    """Base of L2 attacks that search the smallest perturbation (no budget; scored at the
+    protocol's L2 threshold)."""
+
+    norm: ClassVar[str] = "l2"
+    minimum_norm: ClassVar[bool] = True
+
+
+@register_attack("fgsm")
+@dataclasses.dataclass(frozen=True, repr=False)
+class FGSM(LinfAttack):
+    """Fast gradient sign method, one step of size ``eps``/255."""
+
+    foolbox = "FGSM"
+
+    def foolbox_kwargs(self) -> dict:
+        return {"random_start": False}
+
+
 @register_attack("ifgsm")
 @dataclasses.dataclass(frozen=True, repr=False)
-class IFGSM(Attack):
+class IFGSM(LinfAttack):
     """Iterative FGSM (Foolbox's ``LinfBasicIterativeAttack``): ``steps`` steps of ``rel_stepsize * eps``."""
 
-    eps: float
+    foolbox = "LinfBasicIterativeAttack"
     steps: int = 10
     rel_stepsize: float = 0.2
 
     def __post_init__(self) -> None:
-        positive(self, "eps", "rel_stepsize")
+        super().__post_init__()
+        positive(self, "rel_stepsize")
         count(self, "steps")
+
+    def foolbox_kwargs(self) -> dict:
+        return {"rel_stepsize": self.rel_stepsize, "steps": self.steps, "random_start": False}
 
 
 @register_attack("pgd")
 @dataclasses.dataclass(frozen=True, repr=False)
-class PGD(Attack):
+class PGD(LinfAttack):
     """Linf projected gradient descent (Foolbox's ``LinfPGD``), random start by default.
 
     ``rel_stepsize=None`` (the default) means ``2.5 / steps`` (Madry et al.'s rule: the steps
@@ -120,13 +156,13 @@ class PGD(Attack):
     Foolbox's fixed default (1/30) is made for 40+ steps and lets 5 steps move only eps/6.
     """
 
-    eps: float
+    foolbox = "LinfPGD"
     steps: int = 40
     rel_stepsize: float | None = None
     random_start: bool = True
 
     def __post_init__(self) -> None:
-        positive(self, "eps")
+        super().__post_init__()
         if self.rel_stepsize is not None:
             positive(self, "rel_stepsize")
         count(self, "steps")
@@ -139,11 +175,10 @@ class PGD(Attack):
 
 @register_attack("deepfool_l2")
 @dataclasses.dataclass(frozen=True, repr=False)
-class DeepFoolL2(Attack):
+class DeepFoolL2(MinimumNormL2Attack):
     """L2 DeepFool (minimum norm): linearise toward the nearest of ``candidates`` classes."""
 
-    norm = "l2"
-    minimum_norm = True
+    foolbox = "L2DeepFoolAttack"
     steps: int = 50
     candidates: int = 10
     overshoot: float = 0.02
@@ -155,11 +190,10 @@ class DeepFoolL2(Attack):
 
 @register_attack("cw_l2")
 @dataclasses.dataclass(frozen=True, repr=False)
-class CarliniWagnerL2(Attack):
+class CarliniWagnerL2(MinimumNormL2Attack):
     """Carlini-Wagner L2 (minimum norm), confidence kappa = ``confidence``."""
 
-    norm = "l2"
-    minimum_norm = True
+    foolbox = "L2CarliniWagnerAttack"
     steps: int = 100
     binary_search_steps: int = 5
     confidence: float = 0.0

@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 
 from attacks.loop import compiled_step, host_loop_default
-from attacks.specs import Attack, count, positive, register_attack
+from attacks.specs import LinfAttack, count, positive, register_attack
 from attacks.target import AttackOutput, AttackTarget, as_target
 
 _HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)  # on the paper's 10,000-query scale
@@ -79,7 +79,7 @@ def square_side(i: jax.Array, p_init: float, queries: int, height: int, width: i
 
 @register_attack("square")
 @dataclasses.dataclass(frozen=True, repr=False)
-class Square(Attack):
+class Square(LinfAttack):
     """Linf Square Attack (Andriushchenko et al., ECCV 2020): ``queries`` forward queries.
 
     Attributes:
@@ -88,14 +88,13 @@ class Square(Attack):
         p_init: initial fraction of the pixels a square covers (halved on the schedule).
     """
 
-    norm: ClassVar[str] = "linf"
     gradient_free: ClassVar[bool] = True
-    eps: float
     queries: int = 1000
     p_init: float = 0.05
 
     def __post_init__(self) -> None:
-        positive(self, "eps", "p_init")
+        super().__post_init__()
+        positive(self, "p_init")
         count(self, "queries")
         if self.p_init > 1:
             raise ValueError(f"p_init must be in (0, 1], got {self.p_init!r}")

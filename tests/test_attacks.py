@@ -83,3 +83,35 @@ def test_repr_round_trip() -> None:
     for spec in ["fgsm(eps=8)", "pgd(eps=4, steps=100)", "cw_l2(steps=50)", "deepfool_l2(candidates=5)",
                  "worst_case(attacks=('pgd(eps=8)',), check='pgd(eps=8)', escalate='apgd_ce(eps=8, restarts=4)')"]:
         assert repr(build_attack(spec)) == spec and build_attack(repr(build_attack(spec))) == build_attack(spec)
+
+
+def test_a_new_attack_is_one_class_declaring_its_family_and_implementation(batch) -> None:
+    """A Foolbox attack is a spec class naming its Foolbox class (no dispatch to edit elsewhere);
+    the family base declares the budget and its validation."""
+    import dataclasses
+
+    from attacks.specs import ATTACKS, LinfAttack, register_attack
+
+    @register_attack("test_linf_deepfool")
+    @dataclasses.dataclass(frozen=True, repr=False)
+    class LinfDeepFool(LinfAttack):
+        foolbox = "LinfDeepFoolAttack"
+        steps: int = 20
+
+    try:
+        a = build_attack("test_linf_deepfool(eps=8)")
+        assert repr(a) == "test_linf_deepfool(eps=8)" and a.norm == "linf" and not a.minimum_norm
+        assert a.foolbox_kwargs() == {"steps": 20}
+        x, y = batch
+        out = a.run(linear_model(), x, y, jax.random.key(0))
+        assert float(jnp.abs(out.x_adv - x).max()) <= 8 / 255 + 1e-6 and float(out.success.mean()) > 0.5
+        with pytest.raises(SpecError, match="eps must be a positive number"):
+            build_attack("test_linf_deepfool(eps=-1)")
+        with pytest.raises(SpecError, match="missing 1 required"):
+            build_attack("test_linf_deepfool()")  # the family's budget has no default
+        wrong = dataclasses.replace(a)
+        object.__setattr__(wrong, "foolbox", "NoSuchAttack")
+        with pytest.raises(ValueError, match="foolbox.attacks has no attack class 'NoSuchAttack'"):
+            wrong.run(linear_model(), x, y, jax.random.key(0))
+    finally:
+        ATTACKS._entries.pop("test_linf_deepfool", None)

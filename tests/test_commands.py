@@ -345,4 +345,4 @@ def test_leaderboard_check_sees_an_edited_shield_report(tmp_path: Path, capsys) 
         f.write("edited by hand\n")
     capsys.readouterr()
     assert main(["leaderboard", "--check", "--results", str(results)]) == 1
-    assert "python -m bench.reports.shield_report" in capsys.readouterr().out
+    assert "shield-cifar10.md" in capsys.readouterr().out

@@ -136,6 +136,6 @@ def test_surrogate_is_not_a_parameter() -> None:
 
 
 def test_jnp_round_would_pass_no_gradient() -> None:
-    # why the surrogates exist (DESIGN.md §2): plain rounding has zero gradient
+    # why the surrogates exist (docs/design.md#defenses): plain rounding has zero gradient
     g = jax.grad(lambda z: jnp.sum(jnp.round(z * 10)))(jnp.linspace(0, 1, 5))
     assert float(jnp.abs(g).sum()) == 0.0

@@ -173,17 +173,18 @@ def test_shield_runs_as_an_ensemble_on_the_tiny_world(world, tmp_path, monkeypat
 
 def test_committed_shield_report_matches_its_stored_results(tmp_path, monkeypatch, capsys) -> None:
     import shutil
-    import sys
+
 
     from bench.eval.results import results_root
-    from bench.reports.shield_report import main, render_stored
+    from bench.cli.main import main
+    from bench.reports.shield_report import render_stored
 
     root = results_root()
     page = root.parent / "shield-cifar10.md"
-    assert page.read_text(encoding="utf-8") == render_stored(root), "stale: run python -m bench.reports.shield_report"
+    assert page.read_text(encoding="utf-8") == render_stored(root), "stale: run shieldbench report"
     # --check fails on a hand-edited copy and writes nothing
     copy = tmp_path / "results"
     shutil.copytree(root, copy)
     (tmp_path / "shield-cifar10.md").write_text(page.read_text(encoding="utf-8").replace("SHIELD", "Shield", 1))
-    monkeypatch.setattr(sys, "argv", ["shield_report", "--check", "--results", str(copy)])
-    assert main() == 1 and "stale" in capsys.readouterr().out
+    assert main(["report", "--only", "shield", "--check", "--results", str(copy)]) == 1
+    assert "stale" in capsys.readouterr().out

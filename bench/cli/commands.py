@@ -1,4 +1,4 @@
-"""The benchmark subcommands of the CLI: run, merge, jobs, submit, check, leaderboard, list.
+"""The benchmark subcommands of the CLI: run, merge, jobs, submit, check, report, leaderboard, list.
 
 Only this module and ``bench.cli.main`` talk to the user (rich progress bars and tables); the
 library underneath returns data.
@@ -476,51 +476,43 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stale_other_pages(root: Path, out: Path) -> list[tuple[Path, str]]:
-    """Generated pages that ``write_leaderboards`` does not render: a protocol page whose results
-    are gone, and the SHIELD report when it differs from its render (``bench.reports.shield_report``)."""
-    from bench.reports.leaderboard import GENERATED
-    from bench.eval.results import protocols_with_results
+def _reports(store, reports: list, check: bool, console, hint: str) -> int:
+    """Runs ``reports`` on ``store`` (``bench.reports.report.run``) and says what it wrote or found."""
+    from bench.reports.report import run
 
-    stale = []
-    have = set(protocols_with_results(root)) if root.is_dir() else set()
-    for page in sorted(out.glob("*.md")):
-        try:
-            first = page.read_text(encoding="utf-8").split("\n", 1)[0]
-        except (OSError, UnicodeDecodeError):
-            continue
-        if first.startswith(GENERATED) and page.stem not in have:
-            stale.append((page, f"its results {root / page.stem} are gone: delete the page or restore them"))
-    from bench.reports.shield_report import PROTOCOL, report_is_current, report_path
+    outcome = run(store, reports, check=check)
+    for page, why in outcome.orphans.items():
+        console.print(f"stale: {page} ({why})", soft_wrap=True)
+    if check:
+        if outcome.changed:
+            console.print(f"stale (run `{hint}`): " + ", ".join(map(str, outcome.changed)), soft_wrap=True)
+        if outcome.changed or outcome.orphans:
+            return 1
+        console.print("generated files are up to date")
+        return 0
+    for path in outcome.changed:
+        console.print(f"wrote {path}")
+    if not outcome.changed:
+        console.print("generated files were already up to date")
+    return 1 if outcome.orphans else 0
 
-    report = report_path(root)
-    if report.exists() and (PROTOCOL not in have or not report_is_current(root)):
-        stale.append((report, "run `python -m bench.reports.shield_report`"))
-    return stale
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bench.reports.report import Store, selected
+
+    store = Store.at(_results_dir(args), args.readme)
+    return _reports(store, selected(args.only or ()), args.check, _console(), "shieldbench report")
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from bench.reports.leaderboard import write_leaderboards
+    """``report --only leaderboard shield`` with ``--out`` (kept: the pages name this command)."""
+    from bench.reports.leaderboard import LeaderboardPages
+    from bench.reports.report import Store
+    from bench.reports.shield_report import ShieldReport
 
-    console = _console()
-    root = _results_dir(args)
-    out = Path(args.out) if args.out else root.parent
-    paths = write_leaderboards(root, out, check=args.check)
-    if args.check:
-        others = _stale_other_pages(root, out)
-        if paths:
-            console.print("stale leaderboards (run `shieldbench leaderboard`): " + ", ".join(map(str, paths)))
-        for page, hint in others:
-            console.print(f"stale: {page} ({hint})", soft_wrap=True)
-        if paths or others:
-            return 1
-        console.print("leaderboards are up to date")
-        return 0
-    for p in paths:
-        console.print(f"wrote {p}")
-    if not paths:
-        console.print("leaderboards were already up to date")
-    return 0
+    store = Store.at(_results_dir(args))
+    return _reports(store, [LeaderboardPages(args.out), ShieldReport()], args.check, _console(),
+                    "shieldbench leaderboard")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -624,6 +616,18 @@ def add_parsers(sub, data_help: str) -> None:
     lb.add_argument("--results", help=results_help)
     lb.add_argument("--out", help="markdown directory (default: the results directory's parent)")
     lb.set_defaults(func=cmd_leaderboard)
+
+    from bench.reports.report import REPORTS
+
+    rp = sub.add_parser("report", help="render every generated file (leaderboard pages, README blocks, the SHIELD "
+                                       "report) from the stored results; --check: exit 1 if one is stale")
+    rp.add_argument("--check", action="store_true", help="exit 1 if a generated file is stale; write nothing")
+    rp.add_argument("--only", nargs="+", choices=REPORTS.names(), metavar="REPORT",
+                    help=f"these reports only ({', '.join(REPORTS.names())}; 'pictures' is drawn only when named)")
+    rp.add_argument("--results", help=results_help)
+    rp.add_argument("--readme", help="README whose generated blocks to render (default: the one two levels above "
+                                     "the results directory, if any)")
+    rp.set_defaults(func=cmd_report)
 
     ls = sub.add_parser("list", help="list transforms, defenses, attacks, protocols and models")
     ls.set_defaults(func=cmd_list)

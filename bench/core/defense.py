@@ -1,6 +1,6 @@
 """Defenses: what the leaderboard ranks — transform(s) + member models + a vote.
 
-A ``Defense`` (DESIGN.md §2) is data: one or more registered transforms, one or more zoo
+A ``Defense`` (docs/design.md#defenses) is data: one or more registered transforms, one or more zoo
 models ("members") and a vote. It is evaluated as a set of *views*, each a (transform,
 member) pair that casts one vote:
 

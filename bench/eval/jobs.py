@@ -1,10 +1,10 @@
-"""Protocols split into independent jobs (defense x attack x shard) and merged (DESIGN.md §9).
+"""Protocols split into independent jobs (defense x attack x shard) and merged (docs/design.md#jobs-and-merging).
 
 A *job* scores one defense on one shard of the protocol's images, for all of its attacks or a
 selection of them (``shieldbench run --shard K/N --attack SPEC --knowledge LEVEL``). It
 writes a *partial*: a JSON file of per-image records (``bench.eval.metrics``), not numbers.
 ``shieldbench merge`` gathers the partials of a defense, checks that they belong together
-(same protocol file, data, seed, draws, package versions), that every image of every attack
+(same protocol identity, data, seed, draws, package versions), that every image of every attack
 is covered exactly once (a shard run twice must agree with itself), and computes the result
 from the concatenated records with the same functions an unsplit run uses. Shards are
 contiguous blocks of the protocol's batches, crafted and scored with the keys an unsplit run

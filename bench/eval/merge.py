@@ -1,10 +1,10 @@
-"""Merging partial results (``bench.eval.jobs``) into one results dict per defense (DESIGN.md §9).
+"""Merging partial results (``bench.eval.jobs``) into one results dict per defense (docs/design.md#jobs-and-merging).
 
 The result of an unsplit run is made here too, from its single partial: merged and unsplit
 numbers are computed by the same code from the same per-image records. Merging is
 deterministic (records are put in the protocol's image order; duplicates must agree) and
 strict: a missing shard, an image covered twice with different outcomes, or partials made
-with another protocol file, data, seed, draw count or package versions raise
+with another protocol identity (bench.eval.protocol), data, seed, draw count or package versions raise
 :class:`bench.eval.jobs.MergeError` naming the files.
 """
 

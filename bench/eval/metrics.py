@@ -1,4 +1,4 @@
-"""The benchmark's metrics, each defined once, computed from per-image records (DESIGN.md §5).
+"""The benchmark's metrics, each defined once, computed from per-image records (docs/design.md#metrics).
 
 The runner does not compute numbers directly: it records, per image, what happened (clean
 and attacked predictions for each of R draws, the attack's success, the perturbation's

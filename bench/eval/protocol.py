@@ -1,6 +1,6 @@
 """Protocols: named, versioned evaluation recipes stored as TOML files in the package.
 
-A protocol fixes everything a score depends on besides the defense (DESIGN.md §6): the
+A protocol fixes everything a score depends on besides the defense (docs/design.md#protocols): the
 dataset split and the image index set (``n`` images drawn once with ``seed`` by
 ``bench.core.data.subset_indices``; the CIFAR-10 test split is class-ordered, so never "the first
 n"), the base and transfer-source models, the attacks and the knowledge levels each runs at,

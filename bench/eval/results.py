@@ -1,4 +1,4 @@
-"""The results store: one JSON file per (protocol, defense), the source of truth (DESIGN.md §7).
+"""The results store: one JSON file per (protocol, defense), the source of truth (docs/design.md#results-and-reports).
 
 Files live at ``<root>/<protocol>/<result_filename(spec)>`` where ``root`` defaults to
 ``leaderboards/results`` in the checkout. The runner produces the dicts; this module

@@ -101,10 +101,10 @@ def _margin(a: dict[str, Any], b: dict[str, Any]) -> float:
 
 
 def _steps(entry: dict[str, Any]) -> int | None:
-    from bench.core.registry import parse_spec
+    """An attack entry's steps, its spec's default where the spec does not say."""
+    from attacks.specs import build_attack
 
-    _, _, kwargs = parse_spec(entry["attack"])
-    return kwargs.get("steps", 40 if entry["name"] == "pgd" else None)
+    return getattr(build_attack(entry["attack"]), "steps", None)
 
 
 def sanity_flags(result: dict[str, Any]) -> list[str]:

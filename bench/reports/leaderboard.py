@@ -1,7 +1,7 @@
 """Leaderboard markdown rendered from the results store, and the CI regression comparison.
 
 ``leaderboards/<protocol>.md`` is generated from ``leaderboards/results/<protocol>/*.json``
-(DESIGN.md §7) and never edited by hand; :func:`write_leaderboards` with ``check=True`` finds
+(docs/design.md#results-and-reports) and never edited by hand; :func:`write_leaderboards` with ``check=True`` finds
 stale pages. Rendering is deterministic: the same results give the same bytes (no timestamps,
 no wall times).
 
@@ -31,9 +31,10 @@ from typing import Any
 
 from tabulate import tabulate
 
-from bench.core.io import atomic_write_bytes, shell_join
-from bench.eval.results import KNOWLEDGE_LEVELS, load_results, protocols_with_results, results_root
+from bench.core.io import shell_join
+from bench.eval.results import KNOWLEDGE_LEVELS, results_root
 from bench.eval.sanity import EXPLANATIONS, ensemble_flags, sanity_flags
+from bench.reports.report import Report, Store, register_report
 
 HEADLINE_EPS = 8.0
 _LEVEL_TITLES = {"gray-box": "Gray-box", "transfer": "Transfer", "adaptive": "Adaptive"}
@@ -341,8 +342,33 @@ def leaderboard_path(protocol: str, out_dir: Path | None = None) -> Path:
     return Path(results_root().parent if out_dir is None else out_dir) / f"{protocol}.md"
 
 
+@register_report("leaderboard")
+class LeaderboardPages(Report):
+    """One page per protocol with results, ``<pages>/<protocol>.md`` (``out``: another directory)."""
+
+    def __init__(self, out: str | None = None) -> None:
+        self.out = out
+
+    def _dir(self, store: Store) -> Path:
+        return Path(self.out) if self.out is not None else store.pages
+
+    def render(self, store: Store) -> dict[Path, str | bytes]:
+        return {leaderboard_path(p, self._dir(store)): render(p, store.results_of(p)) for p in store.protocols()}
+
+    def orphans(self, store: Store) -> dict[Path, str]:
+        have, out = set(store.protocols()), {}
+        for page in sorted(self._dir(store).glob("*.md")):
+            try:
+                first = page.read_text(encoding="utf-8").split("\n", 1)[0]
+            except (OSError, UnicodeDecodeError):
+                continue
+            if first.startswith(GENERATED) and page.stem not in have:
+                out[page] = f"its results {store.results / page.stem} are gone: delete the page or restore them"
+        return out
+
+
 def write_leaderboards(results_root: Path, out_dir: Path, check: bool = False) -> list[Path]:
-    """Renders the page of every protocol with results.
+    """Renders the page of every protocol with results (the ``leaderboard`` report alone).
 
     Args:
         results_root: the results store root (``<root>/<protocol>/*.json``).
@@ -356,20 +382,9 @@ def write_leaderboards(results_root: Path, out_dir: Path, check: bool = False) -
     Raises:
         ResultsError: a results file is invalid.
     """
-    changed = []
-    for protocol in protocols_with_results(results_root):
-        path = leaderboard_path(protocol, out_dir)
-        text = render(protocol, load_results(results_root, protocol))
-        try:
-            current = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            current = None
-        if current == text:
-            continue
-        if not check:
-            atomic_write_bytes(path, text.encode("utf-8"))
-        changed.append(path)
-    return changed
+    from bench.reports.report import run
+
+    return run(Store.at(results_root), [LeaderboardPages(str(out_dir))], check=check).changed
 
 
 # ---------------------------------------------------------------------------------- comparison

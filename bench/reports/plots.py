@@ -7,22 +7,22 @@
   proportional to the defense's preprocessing cost. Labels are placed apart
   (``bench.reports.label_placement``); points in a cluster too dense to label get key numbers, listed
   beside the axes.
-* ``gallery``: one test image: clean, its gray-box adversarial example, and each defense's
-  output of the adversarial image, each titled with the defended prediction.
 
-Run: ``python -m bench.reports.plots [--protocol cifar10-standard]``; writes PNGs beside the
-leaderboard (``leaderboards/<protocol>-*.png``). Files are written atomically.
+Drawn by ``shieldbench report --only pictures`` (the ``Pictures`` report) beside the leaderboard
+(``leaderboards/<protocol>-*.png``), atomically. The gallery, which crafts an adversarial
+example and runs the defenses, is an experiment: ``bench.experiments.gallery``.
 """
 
 from __future__ import annotations
 
-import argparse
 import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from bench.reports.report import Report, Store, register_report
 
 
 def _plt():
@@ -36,13 +36,12 @@ def _plt():
     return plt
 
 
-def _save(fig, path: Path) -> Path:
-    from bench.core.io import atomic_write_bytes
-
+def png(fig) -> bytes:
+    """The figure as PNG bytes (120 dpi, no software stamp), and closes it."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120, bbox_inches="tight", metadata={"Software": None})
-    atomic_write_bytes(path, buf.getvalue())
-    return path
+    _plt().close(fig)
+    return buf.getvalue()
 
 
 def curve(result: dict[str, Any], level: str) -> tuple[list[float], list[float]]:
@@ -62,7 +61,8 @@ def curve(result: dict[str, Any], level: str) -> tuple[list[float], list[float]]
     return [0.0, *worst], [result["clean_accuracy"]["mean"], *worst.values()]
 
 
-def robustness_curves(results: Sequence[dict[str, Any]], path: Path, title: str = "") -> Path:
+def robustness_curves(results: Sequence[dict[str, Any]], title: str = "") -> bytes:
+    """Robust accuracy vs Linf eps per defense, gray-box and adaptive side by side (PNG bytes)."""
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     cmap = plt.get_cmap("tab20")
@@ -79,13 +79,11 @@ def robustness_curves(results: Sequence[dict[str, Any]], path: Path, title: str 
     axes[0].set_ylabel("accuracy (%)")
     axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.suptitle(title or "robust accuracy vs Linf budget (worst case over attacks)")
-    path = _save(fig, path)
-    plt.close(fig)
-    return path
+    return png(fig)
 
 
-def tradeoff_scatter(results: Sequence[dict[str, Any]], path: Path, title: str = "") -> Path:
-    """Clean vs adaptive accuracy, one marker per defense, labelled by ``_label_points``."""
+def tradeoff_scatter(results: Sequence[dict[str, Any]], title: str = "") -> bytes:
+    """Clean vs adaptive accuracy, one marker per defense, labelled by ``_label_points`` (PNG bytes)."""
     from bench.reports.leaderboard import headline
 
     plt = _plt()
@@ -106,9 +104,7 @@ def tradeoff_scatter(results: Sequence[dict[str, Any]], path: Path, title: str =
     ax.set_title(title or "clean vs adaptive robust accuracy (marker area: defense ms/img, capped at 5 ms)")
     if rows:
         _label_points(fig, ax, [(spec, (c, a), size) for spec, c, a, size in rows])
-    path = _save(fig, path)
-    plt.close(fig)
-    return path
+    return png(fig)
 
 
 def _label_points(fig, ax, points: Sequence[tuple[str, tuple[float, float], float]]) -> None:
@@ -158,67 +154,20 @@ def _label_points(fig, ax, points: Sequence[tuple[str, tuple[float, float], floa
         ax.text(1.02, 0.0, listing, transform=ax.transAxes, fontsize=7, va="bottom", ha="left", family="monospace")
 
 
-def gallery(specs: Sequence[str], path: Path, index: int = 0, attack: str = "pgd(eps=8, steps=20)",
-            data: str | None = None, seed: int = 0) -> Path:
-    """One test image (``index`` into the test split), its gray-box example, each defense's output."""
-    import jax
-    import jax.numpy as jnp
+@register_report("pictures")
+class Pictures(Report):
+    """The curves and the trade-off scatter of one protocol (default ``cifar10-standard``), beside
+    its page. Not byte-stable across matplotlib versions, so drawn only when named
+    (``shieldbench report --only pictures``) and never checked."""
 
-    from attacks.specs import build_attack
-    from bench.core.data import load_dataset
-    from bench.core.defense import DefendedClassifier, build_defense
-    from bench.zoo.store import load_model
+    checked = False
 
-    plt = _plt()
-    test = load_dataset("cifar10", "test", data=data)
-    x = jnp.asarray(test.as_float(np.array([index])))
-    y = jnp.asarray(test.labels[[index]])
-    base = load_model("resnet20")
-    x_adv = build_attack(attack).run(base.logits_fn(), x, y, jax.random.key(seed)).x_adv
-    names = test.classes
-    panels = [("clean", x, int(jnp.argmax(base.predict(x), -1)[0])),
-              (f"gray-box {attack}", x_adv, int(jnp.argmax(base.predict(x_adv), -1)[0]))]
-    key = jax.random.key(seed + 1)
-    for spec in specs:
-        d = build_defense(spec)
-        clf = DefendedClassifier(d, {m: load_model(m).logits_fn() for m in d.members})
-        view0, _ = d.views()[0]
-        shown = view0(x_adv, jax.random.fold_in(key, 0))  # exactly what the first view classified
-        panels.append((spec, shown, int(clf.predict(x_adv, key)[0])))
-    cols = min(6, len(panels))
-    rows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.1 * cols, 2.4 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, (label, img, pred) in zip(axes.flat, panels):
-        ax.imshow(np.clip(np.asarray(img[0]), 0, 1), interpolation="nearest")
-        ok = pred == int(y[0])
-        ax.set_title(f"{label}\n-> {names[pred]}", fontsize=7, color="green" if ok else "red")
-    fig.suptitle(f"test image {index} ({names[int(y[0])]}); green = correct prediction", fontsize=9)
-    path = _save(fig, path)
-    plt.close(fig)
-    return path
+    def __init__(self, protocol: str = "cifar10-standard") -> None:
+        self.protocol = protocol
 
-
-def main() -> None:
-    from bench.eval.results import load_results, results_root
-
-    p = argparse.ArgumentParser(description="Draw the leaderboard pictures from stored results.")
-    p.add_argument("--protocol", default="cifar10-standard")
-    p.add_argument("--results", help="results directory (default leaderboards/results)")
-    p.add_argument("--index", type=int, default=0, help="test image of the gallery")
-    p.add_argument("--data")
-    args = p.parse_args()
-    root = Path(args.results) if args.results else results_root()
-    results = load_results(root, args.protocol)
-    if not results:
-        raise SystemExit(f"no results for {args.protocol} in {root}")
-    out = root.parent
-    print(robustness_curves(results, out / f"{args.protocol}-curves.png"))
-    print(tradeoff_scatter(results, out / f"{args.protocol}-tradeoff.png"))
-    specs = [r["defense"]["spec"] for r in results if r["defense"]["spec"] != "identity()"]
-    print(gallery(specs, out / f"{args.protocol}-gallery.png", index=args.index, data=args.data))
-
-
-if __name__ == "__main__":
-    main()
+    def render(self, store: Store) -> dict[Path, str | bytes]:
+        results = store.results_of(self.protocol)
+        if not results:
+            return {}
+        return {store.pages / f"{self.protocol}-curves.png": robustness_curves(results),
+                store.pages / f"{self.protocol}-tradeoff.png": tradeoff_scatter(results)}

@@ -5,7 +5,7 @@ A submission is a Python file that imports ``bench`` (and jax, or NumPy/PIL/PyTo
 transforms (``@register_transform``) or defenses (``@register_defense``), each buildable with
 default arguments (``name()``). ``load_submission`` runs the file as a fresh module and
 returns the specs it registered; ``validate_defense`` checks every transform of a defense
-(DESIGN.md §2) on a small batch of synthetic images and raises ``ContractError`` naming the
+(docs/design.md#defenses) on a small batch of synthetic images and raises ``ContractError`` naming the
 first failed check:
 
 ``spec`` (its spec rebuilds an equal transform, so the board row's command does), ``runs``,
