@@ -182,3 +182,14 @@ def test_a_scoring_edit_changes_the_protocol_identity(tmp_path: Path, edit: str)
 
     before, after = _edited(tmp_path, "", ""), _edited(tmp_path, *IDENTITY_CHANGING[edit])
     assert before.identity != after.identity and not same_protocol(before.header(), after)
+
+
+def test_the_knowledge_levels_are_defined_once() -> None:
+    import json
+
+    from bench.eval import protocol, results
+    from bench.eval.knowledge import LEVELS, Knowledge
+
+    assert LEVELS == ("gray-box", "transfer", "adaptive") and protocol.KNOWLEDGE is LEVELS is results.KNOWLEDGE_LEVELS
+    assert Knowledge.ADAPTIVE == "adaptive" and str(Knowledge.GRAY_BOX) == "gray-box"
+    assert json.dumps({"knowledge": Knowledge.TRANSFER}) == '{"knowledge": "transfer"}'

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bench.cli.progress import console as _console
 from bench.core.io import shell_join
+from bench.eval.knowledge import LEVELS
 
 DEFAULT_PROTOCOL = "cifar10-smoke"
 
@@ -110,7 +111,7 @@ def _score(protocol_name, defenses, console, *, data=None, cache=None, command=N
     with _Bars(console) as bars:
         runner = Runner(protocol, data=data, cache=cache, on_event=bars)
         runner.cache.check_writable()  # an unwritable cache: one warning now, not a traceback after the crafting
-        levels = set(job[1].knowledge) if job and job[1].knowledge else {"gray-box", "transfer", "adaptive"}
+        levels = set(job[1].knowledge) if job and job[1].knowledge else set(LEVELS)
         needed = {protocol.base, *(m for d in defenses for m in d.members)}
         if "transfer" in levels:
             needed.add(protocol.source)
@@ -543,7 +544,7 @@ def add_parsers(sub, data_help: str) -> None:
     job = r.add_argument_group("one job of a split protocol (writes partial results; see `shieldbench jobs`)")
     job.add_argument("--shard", metavar="K/N", help="only the K-th of N blocks of every attack's batches (K from 1)")
     job.add_argument("--attack", action="append", help="only this attack spec of the protocol (repeatable)")
-    job.add_argument("--knowledge", action="append", choices=("gray-box", "transfer", "adaptive"),
+    job.add_argument("--knowledge", action="append", choices=LEVELS,
                      help="only this knowledge level (repeatable)")
     job.add_argument("--partials", help="partial results directory (default: <cache>/partials)")
     r.set_defaults(func=cmd_run)
@@ -592,7 +593,7 @@ def add_parsers(sub, data_help: str) -> None:
     x.add_argument("--protocol", default=DEFAULT_PROTOCOL)
     x.add_argument("--defense", required=True, help="defense spec")
     x.add_argument("--model", action="append", metavar="FILE", help=MODEL_HELP)
-    x.add_argument("--knowledge", default="adaptive", choices=["gray-box", "transfer", "adaptive"])
+    x.add_argument("--knowledge", default="adaptive", choices=LEVELS)
     x.add_argument("--attack", help="attack spec of the protocol (default: its largest worst-case ensemble)")
     x.add_argument("--out", help="output .npz (default: <protocol>-<defense>-<knowledge>.npz)")
     x.add_argument("--data", help="data location (as for run)")

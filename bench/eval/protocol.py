@@ -45,8 +45,9 @@ import numpy as np
 
 from bench.core.data import subset_indices
 from bench.core.io import sha256_bytes
+from bench.eval.knowledge import LEVELS
 
-KNOWLEDGE = ("gray-box", "transfer", "adaptive")
+KNOWLEDGE = LEVELS  # bench.eval.knowledge.Knowledge
 _TOP_KEYS = {"name", "version", "description", "dataset", "split", "n", "seed", "base", "source", "draws", "eot",
              "batch_size", "l2_threshold", "defenses", "attack", "image_size", "resize"}
 _ATTACK_KEYS = {"spec", "knowledge", "n", "eot"}

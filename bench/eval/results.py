@@ -37,9 +37,10 @@ from typing import Any, NoReturn
 import numpy as np
 
 from bench.core.io import atomic_write_json
+from bench.eval.knowledge import LEVELS
 
 SCHEMA_VERSION = 1
-KNOWLEDGE_LEVELS: tuple[str, ...] = ("gray-box", "transfer", "adaptive")
+KNOWLEDGE_LEVELS: tuple[str, ...] = LEVELS  # bench.eval.knowledge.Knowledge
 NORMS: tuple[str, ...] = ("linf", "l2")
 
 _PROTOCOL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
