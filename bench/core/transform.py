@@ -11,9 +11,10 @@ adaptive attack uses EOT and scores use several draws).
 chosen surrogate instead of the transform. Every transform offers ``"identity"`` (the classic
 BPDA straight-through gradient). ``"own"`` means the transform's own gradient (``jax.grad``
 through ``__call__``), for transforms that are differentiable almost everywhere (median,
-TV denoising); a transform that offers it must keep that gradient finite. The adaptive
-level attacks through every declared surrogate and keeps the worst case per image
-(``bench.eval.adaptive``), so a surrogate is never a defense parameter and never a board row.
+TV denoising); a transform that offers it must keep that gradient finite. A protocol's
+``worst_case`` adaptive attack runs through every declared surrogate and keeps the worst case
+per image (``bench.eval.adaptive``; a plain adaptive attack uses the identity surrogate), so a
+surrogate is never a defense parameter and never a board row.
 
 ``bpda(t, surrogate)`` is the transform with the surrogate's gradient: the forward pass is
 exactly ``t(x, key)``, the backward pass is the VJP of ``t.approx(., key, surrogate)`` at ``x``.

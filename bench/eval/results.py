@@ -12,11 +12,14 @@ Layout of a result (``schema`` 1; extra keys are allowed and kept)::
     protocol: {name, version, sha256, identity (optional: bench.eval.protocol)}
     defense: {spec, randomized, members, vote}
     data: {dataset, split, n, indices_sha256, source_sha256}
-    clean_accuracy: {mean, std, draws}
-    attacks: [{knowledge, attack, name, norm, eps, source, eot, robust_accuracy,
-               attack_success, eliminated, perturbation, l2_threshold, attack_s_per_image}]
+    clean_accuracy: {mean, std, draws}; base_clean_accuracy (the bare base model's)
+    attacks: [{knowledge, attack, name, norm, eps, source, eot, n (images it ran on),
+               robust_accuracy, attack_success, eliminated, perturbation, l2_threshold,
+               attack_s_per_image; a worst_case ensemble also stages and outcomes}]
+    skipped: [{knowledge, reason}] (levels not run, e.g. a source model missing)
     cost: {defense_ms_per_image, batch}
-    provenance: {versions, models, wall_time_s, created, command}
+    provenance: {versions, models, wall_time_s, created, command; code (defense and attack
+                 code hashes), jobs (partials merged)}
     clean_correct, attacks[i].correct (optional): per-image outcomes, one string per draw
 
 Per-image outcomes (``pack_correct``) let ``check`` say which images flipped; results written
