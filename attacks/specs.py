@@ -143,7 +143,7 @@ class IFGSM(LinfAttack):
         count(self, "steps")
 
     def foolbox_kwargs(self) -> dict:
-        return {"rel_stepsize": self.rel_stepsize, "steps": self.steps, "random_start": False}
+        return {**super().foolbox_kwargs(), "random_start": False}
 
 
 @register_attack("pgd")

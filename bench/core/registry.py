@@ -10,9 +10,9 @@ canonical spec (only fields that differ from their defaults are written), so
 from __future__ import annotations
 
 import ast
-import importlib
 import dataclasses
 import difflib
+import importlib
 import math
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar

@@ -19,7 +19,7 @@ from attacks.specs import build_attack
 from bench.eval.jobs import MergeError, Partial
 from bench.eval.metrics import (COST_BATCH, AttackRecords, CleanRecords, attack_metrics, clean_metrics, concat_attack,
                            concat_clean, select)
-from bench.eval.protocol import Protocol, same_protocol
+from bench.eval.protocol import Protocol, fingerprint, same_protocol
 from bench.eval.results import KNOWLEDGE_LEVELS, SCHEMA_VERSION, pack_correct
 
 _PROVENANCE = ("models", "wall_time_s", "created", "command")
@@ -97,11 +97,9 @@ def result_from_partials(protocol: Protocol, partials: Sequence[Partial]) -> dic
     spec = header["defense"]["spec"]
     for p in partials:
         if not same_protocol(p.header["protocol"], protocol):
-            h = p.header["protocol"]
-            was = f"identity {h['identity'][:12]}" if "identity" in h else f"sha256 {h.get('sha256', '')[:12]}"
-            now = f"identity {protocol.identity[:12]}" if "identity" in h else f"sha256 {protocol.sha256[:12]}"
+            kind, was = fingerprint(p.header["protocol"])
             raise MergeError(f"{p.source}: made with another version of protocol {protocol.name} "
-                             f"({was}, the file here has {now})")
+                             f"({kind} {was[:12]}, the file here has {kind} {protocol.header()[kind][:12]})")
     clean = _combine([(p.clean, p.source) for p in partials], np.arange(protocol.n), f"{spec}: clean images")
     skipped: dict[str, dict[str, Any]] = {}
     for p in partials:

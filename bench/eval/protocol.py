@@ -133,14 +133,19 @@ class Protocol:
         return subset_indices(self.n, plan.n, self.seed + 1)
 
 
+def fingerprint(header: Mapping[str, Any]) -> tuple[str, str]:
+    """What a stored ``protocol`` header is matched by: ``("identity", hash)``, or for a header from
+    before identities ``("sha256", the file's hash)``."""
+    if "identity" in header:
+        return "identity", header["identity"]
+    return "sha256", header.get("sha256", "")
+
+
 def same_protocol(stored: Mapping[str, Any], protocol: Protocol) -> bool:
     """Whether a stored result's or partial's ``protocol`` header names ``protocol``: the same name
     and identity, or (a header from before identities) the same file bytes."""
-    if stored.get("name") != protocol.name:
-        return False
-    if "identity" in stored:
-        return stored["identity"] == protocol.identity
-    return stored.get("sha256") == protocol.sha256
+    kind, value = fingerprint(stored)
+    return stored.get("name") == protocol.name and value == protocol.header()[kind]
 
 
 def protocol_dirs() -> list[Path]:

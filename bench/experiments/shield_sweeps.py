@@ -19,7 +19,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from bench.reports.shield_report import EOT_ATTACK, EOT_KS, PROTOCOL, SHARES_FILE, SWEEP_FILE, write_report
+from bench.reports.report import Store, run
+from bench.reports.shield_report import EOT_ATTACK, EOT_KS, PROTOCOL, SHARES_FILE, SWEEP_FILE, ShieldReport, report_path
 
 
 def eot_sweep(ks: tuple[int, ...] = EOT_KS, n: int = 200, spec: str = "shield()", data: str | None = None,
@@ -75,7 +76,8 @@ def main() -> int:
     shares = jpeg_shares(proto, args.data)  # a few seconds; stored so that the report renders without data
     atomic_write_json(root / SHARES_FILE, {"protocol": {"name": proto.name, "sha256": proto.sha256},
                                            "width": 0.05, "shares": {str(q): v for q, v in shares.items()}})
-    print(f"wrote {write_report(root)}")
+    run(Store.at(root), [ShieldReport()])
+    print(f"wrote {report_path(root)}")
     return 0
 
 

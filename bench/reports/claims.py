@@ -34,10 +34,11 @@ from typing import Any
 from tabulate import tabulate
 
 from bench.eval.results import attack_entry
+from bench.reports.report import markers
 
 PROTOCOL = "cifar10-standard"
 TOLERANCE = 5.0  # points: ImageNet vs CIFAR-10 and different models; one margin for every claim
-BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"  # bench.reports.readme.markers("claims")
+BEGIN, END = markers("claims")
 L2_ATTACKS = ("deepfool_l2(steps=50)", "cw_l2(steps=100, binary_search_steps=5)")
 FD_ATTACKS = ("fgsm(eps=2)", "ifgsm(eps=2, steps=10)") + L2_ATTACKS
 ADAPTIVE = "pgd(eps=8, steps=50)"

@@ -32,6 +32,7 @@ from typing import Any
 from tabulate import tabulate
 
 from bench.core.io import shell_join
+from bench.eval.protocol import fingerprint
 from bench.eval.results import KNOWLEDGE_LEVELS, results_root
 from bench.eval.sanity import EXPLANATIONS, ensemble_flags, sanity_flags
 from bench.reports.report import Report, Store, register_report
@@ -155,9 +156,7 @@ def _protocol_lines(protocol: str, results: list[dict[str, Any]]) -> list[str]:
 
     # results agree on the protocol when they agree on its identity (bench.eval.protocol); older ones
     # carry only the file's sha256. The line shows the file most results were scored under.
-    protos = [(r["protocol"]["name"], r["protocol"]["version"],
-               *(("identity", r["protocol"]["identity"]) if "identity" in r["protocol"] else
-                 ("sha256", r["protocol"]["sha256"]))) for r in results]
+    protos = [(r["protocol"]["name"], r["protocol"]["version"], *fingerprint(r["protocol"])) for r in results]
     shas = [r["protocol"]["sha256"] for r in results]
     datas = [(r["data"]["dataset"], r["data"]["split"], r["data"]["n"], r["data"]["indices_sha256"],
               r["data"]["source_sha256"]) for r in results]

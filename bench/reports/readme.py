@@ -19,14 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.reports.report import Report, Store, register_report
+from bench.reports.report import Report, Store, markers, register_report
 
 PROTOCOL = "cifar10-standard"
-
-
-def markers(name: str) -> tuple[str, str]:
-    """``("<!-- name:begin -->", "<!-- name:end -->")``."""
-    return f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
 
 
 def render_headline(results: list[dict[str, Any]]) -> str:

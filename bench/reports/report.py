@@ -86,6 +86,12 @@ REPORTS: Registry[Report] = Registry("report", ("bench.reports.leaderboard", "be
 register_report = REPORTS.register
 
 
+def markers(name: str) -> tuple[str, str]:
+    """The markers around a generated block inside a hand-written file:
+    ``("<!-- name:begin -->", "<!-- name:end -->")``."""
+    return f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+
+
 def selected(only: Sequence[str] = ()) -> list[Report]:
     """The reports named in ``only`` (every checked report when empty), built."""
     names = list(only) or [n for n in REPORTS.names() if REPORTS.get(n).checked]

@@ -142,7 +142,7 @@ def table1(results: list[dict], defenses: tuple[str, ...] = ()) -> tuple[str, st
 def requantization_table(by_spec: dict[str, dict], shares: dict[int, float] | None) -> tuple[str, str]:
     """The JPEG rows beside how many coefficients each quality rounds on a knife edge (``bench.experiments.requantization``)."""
     if not shares:
-        return "Not computed yet (`shieldbench report` measures it on the data).", ""
+        return "Not computed yet (`python -m bench.experiments.shield_sweeps` measures it on the data).", ""
     qs = sorted(shares, reverse=True)
     cw, df = TABLE1[0], TABLE1[1]
     rows = [[f"`jpeg(quality={q})`", format_pct(shares[q]), format_pct(_acc(by_spec.get(f"jpeg(quality={q})"), None)),
@@ -246,21 +246,6 @@ def render_stored(root: Path) -> str:
 def report_path(root: Path) -> Path:
     """Where the report of the results under ``root`` lives: ``shield-cifar10.md`` beside them."""
     return root.parent / REPORT_FILE
-
-
-def report_is_current(root: Path) -> bool:
-    """Whether the committed report equals its render from the results under ``root``."""
-    out = report_path(root)
-    return out.exists() and out.read_text(encoding="utf-8") == render_stored(root)
-
-
-def write_report(root: Path) -> Path:
-    """Renders the report from the stored files under ``root`` and writes it (atomically)."""
-    from bench.core.io import atomic_write_bytes
-
-    out = report_path(root)
-    atomic_write_bytes(out, render_stored(root).encode())
-    return out
 
 
 @register_report("shield")

@@ -25,7 +25,6 @@ from bench.zoo.cards import ZOO_DIR, ZooError, card_names, zoo_dirs  # noqa: F40
 from bench.zoo.models import create_model, init_variables
 
 
-
 @dataclass(frozen=True, eq=False)
 class ZooModel:
     """A loaded zoo model.
