@@ -9,7 +9,7 @@ and clamp, fancy upsampling, YCbCr -> RGB, crop. Every stage reproduces libjpeg'
 arithmetic, including its integer "islow" DCT (see ``defenses/dct.py``).
 
 Measured fidelity against Pillow's save + load at the same quality and subsampling is in
-``tests/test_jpeg.py`` and ``python -m bench.perf.jpeg_fidelity`` (mean absolute difference
+``tests/defenses/test_jpeg.py`` and ``python -m bench.perf.jpeg_fidelity`` (mean absolute difference
 in grey levels; the issue's bound is 0.5 for q >= 20 and 1.0 for q = 10).
 
 Input levels are ``round(255 x)``, as when the image is saved as 8-bit.

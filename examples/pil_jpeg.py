@@ -7,7 +7,7 @@ Its attacker's gradient is BPDA's identity (host code has none of its own).
 
 It doubles as a cross-check: the built-in ``jpeg(quality=q)`` reproduces libjpeg bit for bit,
 so ``pil_jpeg(quality=q)`` must score exactly like it wherever the attacker's surrogate is the
-same (gray-box and transfer; ``tests/test_host.py`` checks it).
+same (gray-box and transfer; ``tests/core/test_host.py`` checks it).
 """
 
 import io

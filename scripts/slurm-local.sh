@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A real one-node SLURM cluster on this machine, for trying `shieldbench jobs --slurm` before a
-# cluster (and for tests/test_slurm.py). Debian/Ubuntu: `sudo apt-get install slurm-wlm`.
+# cluster (and for tests/eval/test_slurm.py). Debian/Ubuntu: `sudo apt-get install slurm-wlm`.
 #
 #   scripts/slurm-local.sh up      # writes a config, starts slurmctld and slurmd, prints SLURM_CONF
 #   export SLURM_CONF=$HOME/.cache/shieldbench/slurm/slurm.conf    # then sbatch, squeue, scontrol ...

@@ -10,7 +10,7 @@ over the keys, so the work that does not depend on the key, the neighbour search
 once; the others keep a call per draw (a ``vmap`` measured 0.7x and a ``lax.map`` 0.8-1.3x
 for the DCT-based defenses), so their ratio is ~1. The reference is the loop the runner used
 before: ``predict(x, key)`` once per draw. Both give the same labels (checked here, and in
-``tests/test_runner.py``).
+``tests/eval/test_runner.py``).
 """
 
 from __future__ import annotations

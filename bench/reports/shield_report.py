@@ -163,7 +163,7 @@ def requantization_table(by_spec: dict[str, dict], shares: dict[int, float] | No
         if weakest == top:
             text += (f" jpeg(quality={top}) is also the weakest JPEG setting against C&W-L2 here ({format_pct(accs[top])}); "
                      f"its row reflects this data's compression history more than JPEG as a defense. Images that were "
-                     f"never JPEG-compressed spread evenly (tests/test_requantization.py checks both cases on "
+                     f"never JPEG-compressed spread evenly (tests/experiments/test_requantization.py checks both cases on "
                      f"synthetic images).")
         else:
             text += (f" Even so, the weakest JPEG setting against C&W-L2 here is jpeg(quality={weakest}) "

@@ -13,7 +13,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def identity_result(world_files: dict[str, Path]) -> dict:
-    from bench_world import use_world
+    from tests.bench_world import use_world
 
     mp = pytest.MonkeyPatch()
     use_world(mp, world_files)

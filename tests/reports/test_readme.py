@@ -10,7 +10,7 @@ from bench.eval.protocol import load_protocol
 from bench.cli.main import main as cli
 from bench.reports.readme import PROTOCOL, markers, render_headline, replace_block
 from bench.eval.results import save_result
-from test_leaderboard import attack, make_result
+from tests.reports.test_leaderboard import attack, make_result
 
 TEMPLATE = ("# x\n\nbefore\n<!-- headline:begin -->\nold table\n<!-- headline:end -->\nmiddle\n"
             "<!-- claims:begin -->\nold claims\n<!-- claims:end -->\nafter\n")

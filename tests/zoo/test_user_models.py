@@ -160,7 +160,7 @@ def _shared_numbers(r: dict) -> dict:
 
 def test_a_submission_with_its_own_model_scores_like_the_same_weights_in_the_zoo(
         world, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bench_world import NON_ADAPTIVE, small_protocol
+    from tests.bench_world import NON_ADAPTIVE, small_protocol
 
     protocol = small_protocol(monkeypatch, world, tmp_path / "protocols", "tiny-shared", NON_ADAPTIVE)
     results = tmp_path / "results"

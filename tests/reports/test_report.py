@@ -9,7 +9,7 @@ import pytest
 from bench.cli.main import main as cli
 from bench.eval.results import save_result
 from bench.reports.report import REPORTS, Report, Store, register_report, run, selected
-from test_leaderboard import attack, make_result
+from tests.reports.test_leaderboard import attack, make_result
 
 
 @register_report("test_counts")

@@ -82,7 +82,7 @@ def test_a_submission_cannot_write_read_the_cache_connect_or_signal(tmp_path: Pa
 def test_a_submission_that_patches_the_harness_scores_like_the_identity(world, tmp_path: Path, isolated_cache: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     import bench.eval.metrics
-    from bench_world import NON_ADAPTIVE, small_protocol
+    from tests.bench_world import NON_ADAPTIVE, small_protocol
 
     protocol = small_protocol(monkeypatch, world, tmp_path / "protocols", "tiny-shared", NON_ADAPTIVE)
     original = bench.eval.metrics.attack_metrics

@@ -25,10 +25,10 @@ from bench.core.data import DataError, TrainingData, check_fit, load_dataset, us
 from bench.core.defense import build_defense
 from bench.eval.protocol import ProtocolError, load_protocol, parse_protocol
 from bench.core.transform import bpda, build_transform
-from conftest import encode, synthetic_images
+from tests.synthetic import encode, synthetic_images
 from defenses import quilting
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KEY = jax.random.key(0)
 CLASSES = ("n03", "n01", "n02")  # written unsorted: labels follow the sorted names
 
@@ -129,7 +129,7 @@ def test_the_template_validates_and_a_bad_crop_in_a_copy_names_the_file(tmp_path
 @pytest.mark.parametrize("shape", [(224, 224), (225, 223)])
 @pytest.mark.parametrize("subsampling", ["4:2:0", "4:4:4"])
 def test_jpeg_at_224_and_odd_sizes_is_pillow_bit_for_bit(shape: tuple[int, int], subsampling: str) -> None:
-    from jpeg_ref import pillow_batch, to_levels
+    from tests.defenses.jpeg_ref import pillow_batch, to_levels
 
     imgs = synthetic_images(1, shape, seed=shape[1])
     spec = f"jpeg(quality=75, subsampling='{subsampling}')"

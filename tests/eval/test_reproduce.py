@@ -11,7 +11,7 @@ import pytest
 from bench.reports.leaderboard import compare, format_changes
 from bench.eval.reproduce import Flips, describe_flips, flips, noise_tolerance, outcomes
 from bench.eval.results import ResultsError, pack_correct, unpack_correct, validate_result
-from test_leaderboard import attack, make_result
+from tests.reports.test_leaderboard import attack, make_result
 
 PGD = "pgd(eps=8, steps=20)"
 

@@ -10,8 +10,8 @@ import pytest
 
 from bench.core.data import load_dataset, subset_indices
 from bench.core.transform import bpda, build_transform
-from conftest import synthetic_images
-from jpeg_ref import pillow_batch, pillow_roundtrip, to_levels
+from tests.synthetic import synthetic_images
+from tests.defenses.jpeg_ref import pillow_batch, pillow_roundtrip, to_levels
 
 KEY = jax.random.key(0)
 
@@ -31,7 +31,7 @@ def bound(quality: int) -> float:
 
 @pytest.fixture(scope="module")
 def cifar_images() -> np.ndarray:
-    from conftest import REAL_DATA
+    from tests.synthetic import REAL_DATA
 
     if not REAL_DATA.is_file():
         pytest.skip("real CIFAR-10 data not found")

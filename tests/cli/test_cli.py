@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.cli.main import main
-from conftest import write_official
+from tests.synthetic import write_official
 
 
 def test_train_then_eval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:

@@ -18,7 +18,7 @@ from bench import HostError, Transform, bpda, build_transform, host_transform, r
 from bench.cli.main import main
 from bench.submissions.submit import ContractError, SubmissionError, load_submission, validate_transform
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 KEY = jax.random.key(0)
 
 
@@ -205,7 +205,7 @@ def test_the_spec_check_refuses_a_transform_its_spec_does_not_rebuild() -> None:
 
 def test_the_pil_jpeg_submission_scores_exactly_like_jpeg_where_the_surrogate_is_the_same(
         world, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bench_world import NON_ADAPTIVE, small_protocol
+    from tests.bench_world import NON_ADAPTIVE, small_protocol
 
     protocol = small_protocol(monkeypatch, world, tmp_path / "protocols", "tiny-shared", NON_ADAPTIVE)
     results = tmp_path / "results"

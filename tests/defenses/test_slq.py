@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bench.core.transform import bpda, build_transform
-from conftest import synthetic_images
+from tests.synthetic import synthetic_images
 
 QUALITIES = (20, 40, 60, 80)
 

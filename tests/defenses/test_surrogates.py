@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 from bench.core.transform import TRANSFORMS, bpda, build_transform
-from defenses import quilting
 
 NAMES = sorted(TRANSFORMS.names())
 CASES = [(name, s) for name in NAMES for s in build_transform(f"{name}()").surrogates]
@@ -25,12 +24,8 @@ KEY = jax.random.key(0)
 
 
 @pytest.fixture(autouse=True)
-def small_quilting_db(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A synthetic database of 64 patches for ``quilting()``'s defaults (as tests/test_quilting.py
-    injects one), so that no CIFAR-10 database is built; the entry is removed afterwards."""
-    q = quilting.Quilting()
-    db = np.random.default_rng(0).random((64, q.patch * q.patch * 3)).astype(np.float32)
-    monkeypatch.setitem(quilting._DB, (q.patch, q.db_size, 0), db)
+def _quilting_db(small_quilting_db: None) -> None:
+    """No CIFAR-10 patch database is built for ``quilting()`` (``tests/conftest.py``)."""
 
 
 def images() -> jax.Array:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bench.core.data import CIFAR10_CLASSES, DataError, load_dataset, resolve_data_location, subset_indices
-from conftest import encode, synthetic_images, write_archive, write_image_folder, write_official
+from tests.synthetic import encode, synthetic_images, write_archive, write_image_folder, write_official
 
 
 def cache_files(cache: Path) -> list[Path]:

@@ -33,7 +33,7 @@ def test_curves_scatter_and_gallery(world, tmp_path: Path) -> None:
 
 
 def test_curve_uses_a_subset_only_where_no_full_set_entry_exists() -> None:
-    from test_leaderboard import attack, make_result
+    from tests.reports.test_leaderboard import attack, make_result
 
     from bench.reports.plots import curve
 

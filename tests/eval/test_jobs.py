@@ -124,7 +124,7 @@ def test_cli_jobs_run_and_merge(world: dict[str, Path], tmp_path: Path, capsys) 
 
 def test_partials_merge_across_a_comment_edit_of_the_protocol_but_not_an_attack_edit(
         world: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bench_world import small_protocol
+    from tests.bench_world import small_protocol
 
     from bench import build_defense, load_protocol
     from bench.eval.jobs import load_partials, save_partial

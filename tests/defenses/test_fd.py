@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from bench.core.transform import bpda, build_transform
-from conftest import synthetic_images
+from tests.synthetic import synthetic_images
 from defenses.fd import BAND_STATS, as_band, band_std
-from jpeg_ref import pillow_batch, to_levels
+from tests.defenses.jpeg_ref import pillow_batch, to_levels
 
 
 def test_paper_table_has_the_n_largest_std_frequencies_at_s2() -> None:

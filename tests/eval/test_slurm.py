@@ -22,7 +22,7 @@ import pytest
 
 from bench.eval.slurm import SlurmOptions, bench_argv, write_slurm
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _jobs(n: int) -> list[list[str]]:

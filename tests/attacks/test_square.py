@@ -11,7 +11,7 @@ from attacks import build_attack
 from attacks.square import Square, halving_starts
 from attacks.target import AttackTarget
 from bench.core.registry import SpecError
-from test_attacks import linear_model
+from tests.attacks.test_attacks import linear_model
 
 EPS = 8  # /255
 

@@ -1,0 +1,1 @@
+"""The test suite; its sub-packages mirror the project's packages (docs/design.md#conventions)."""

@@ -1,0 +1,1 @@
+"""Tests of bench.core: registry, data, host functions."""

@@ -1,0 +1,1 @@
+"""Tests of the defenses package (and of every registered transform's surrogates)."""

@@ -1,0 +1,1 @@
+"""Tests of bench.eval: protocol, runner, adaptive ensemble, jobs, reproduce, sanity, SLURM."""

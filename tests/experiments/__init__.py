@@ -1,0 +1,1 @@
+"""Tests of bench.experiments: paired comparison, requantization shares."""

@@ -1,0 +1,1 @@
+"""Tests of bench.perf: the benchmark scripts run."""

@@ -1,0 +1,1 @@
+"""Tests of bench.reports: leaderboard, README blocks, claims, the report interface, plots."""

@@ -1,0 +1,1 @@
+"""Tests of bench.submissions: the sandbox."""

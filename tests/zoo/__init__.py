@@ -1,0 +1,1 @@
+"""Tests of bench.zoo: models, training, the zoo and user models."""
