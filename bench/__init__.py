@@ -34,6 +34,7 @@ _API = {
     "ZooError": "bench.zoo.store", "ZooModel": "bench.zoo.store", "list_models": "bench.zoo.store",
     "load_model": "bench.zoo.store",
     "load_protocol": "bench.eval.protocol", "Runner": "bench.eval.runner",
+    "Result": "bench.eval.schema", "AttackEntry": "bench.eval.schema", "load_results": "bench.eval.results",
 }
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
@@ -43,7 +44,9 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from bench.core.registry import SpecError
     from bench.core.transform import Transform, bpda, build_transform, register_transform
     from bench.eval.protocol import load_protocol
+    from bench.eval.results import load_results
     from bench.eval.runner import Runner
+    from bench.eval.schema import AttackEntry, Result
     from bench.zoo.store import ZooError, ZooModel, list_models, load_model
     from bench.zoo.user_models import register_model
 

@@ -21,18 +21,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.eval.metrics import parse_outcomes  # noqa: E402
-from bench.eval.sanity import ensemble_flags  # noqa: E402
+from bench.eval.results import load_results  # noqa: E402
+from bench.eval.sanity import stage_flags  # noqa: E402
+from bench.eval.schema import StageOutcome  # noqa: E402
 
 NAMES = {"apgd_ce": "APGD-CE", "apgd_t": "APGD-T", "pgd": "PGD-50", "square": "Square"}
 
 
 def v1_numbers() -> dict[str, float]:
     out = {}
-    for f in (ROOT / "leaderboards" / "results" / "cifar10-standard").glob("*.json"):
-        d = json.loads(f.read_text())
-        for a in d["attacks"]:
-            if a["knowledge"] == "adaptive" and a["attack"] == "pgd(eps=8, steps=50)":
-                out[d["defense"]["spec"]] = a["robust_accuracy"]["mean"]
+    for r in load_results(ROOT / "leaderboards" / "results", "cifar10-standard"):
+        if (a := r.entry("adaptive", "pgd(eps=8, steps=50)")) is not None:
+            out[r.spec] = a.robust
     return out
 
 
@@ -56,8 +56,11 @@ def row(d: dict, v1: dict[str, float]) -> tuple:
             continue
         outcome = parse_outcomes(a["outcome"])
         counts = collections.Counter(int(o) for o in outcome)
-        entry = {"n": len(outcome), "stages": [{**st, "broke": counts.get(i, 0)} for i, st in enumerate(stages, 1)]}
-        flags[a["info"]["eps"]] = ensemble_flags(entry)
+        n = len(outcome)
+        alive = [sum(1 for o in outcome if o < 0 or o > i) for i in range(1, len(stages) + 1)]
+        flags[a["info"]["eps"]] = stage_flags(
+            [StageOutcome(st["attack"], st["surrogate"], st["check"], st["ran"], counts.get(i, 0), alive[i - 1] / n,
+                          st["seconds"], st.get("round", 0)) for i, st in enumerate(stages, start=1)], n)
         if not broke:  # the 8/255 ensemble: what broke the first stage's survivors
             broke = ", ".join(f"{stage_name(st)} {counts[i]}" for i, st in enumerate(stages, start=1)
                               if i > 1 and counts.get(i)) or "nothing left"

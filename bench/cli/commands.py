@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import math
 import signal
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.cli.progress import console as _console
 from bench.core.io import shell_join
 from bench.eval.knowledge import LEVELS
+
+if TYPE_CHECKING:
+    from bench.eval.schema import Result
 
 DEFAULT_PROTOCOL = "cifar10-smoke"
 
@@ -120,13 +125,19 @@ def _score(protocol_name, defenses, console, *, data=None, cache=None, command=N
         for d in defenses:
             runner.command = command(d) if command else _run_command(protocol.name, d.spec)
             bars.log(f"scoring [bold]{d.spec}[/] under {protocol.name} v{protocol.version}")
-            result = runner.records(d, *job) if job else runner.run(d)
-            provenance, skipped = (result.provenance, result.skipped) if job else (result["provenance"],
-                                                                                   result["skipped"])
-            if extra:
-                provenance.update(extra)
-            for s in skipped:
-                bars.log(f"[yellow]skipped {s['knowledge']}[/]: {s['reason']}")
+            if job:
+                result = runner.records(d, *job)
+                if extra:
+                    result.provenance.update(extra)
+                skipped = [(s["knowledge"], s["reason"]) for s in result.skipped]
+            else:
+                result = runner.run(d)
+                if extra:  # the files it was scored with (bench.eval.schema.Provenance)
+                    result = dataclasses.replace(result, provenance=dataclasses.replace(
+                        result.provenance, **{k: tuple(v) if k == "model_files" else v for k, v in extra.items()}))
+                skipped = [(s.knowledge.value, s.reason) for s in result.skipped or ()]
+            for level, reason in skipped:
+                bars.log(f"[yellow]skipped {level}[/]: {reason}")
             if on_result:
                 on_result(result)
             out.append(result)
@@ -253,7 +264,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
     results = merge_partials(protocol, partials)
     out = _results_dir(args)
     for r in results:
-        console.print(f"wrote {save_result(out, r)} (from {r['provenance']['jobs']} partial(s))")
+        console.print(f"wrote {save_result(out, r)} (from {r.provenance.jobs} partial(s))")
     _render(out, console)
     _rows(results, console)
     return 0
@@ -371,7 +382,7 @@ def _deadline(seconds: float, what: str):
         signal.signal(signal.SIGALRM, previous)
 
 
-def _reload(result: dict, recorded: dict, what: str, hint: str, load, console) -> None:
+def _reload(result: Result, recorded: dict, what: str, hint: str, load, console) -> None:
     """Loads a file a stored result recorded (``{"path", "sha256"}``), saying if it changed since.
 
     Raises:
@@ -381,26 +392,26 @@ def _reload(result: dict, recorded: dict, what: str, hint: str, load, console) -
 
     path = Path(recorded["path"])
     if not path.is_file():
-        raise ValueError(f"{result['defense']['spec']}: its {what} {path} is missing{hint}")
+        raise ValueError(f"{result.spec}: its {what} {path} is missing{hint}")
     if submission_sha256(path) != recorded["sha256"]:
         console.print(f"[yellow]{path} changed since its results were recorded[/]")
     load(path)
 
 
-def _same_data(stored: list[dict], args: argparse.Namespace) -> None:
+def _same_data(stored: list[Result], args: argparse.Namespace) -> None:
     """Refuses to compare results computed on another copy of the data (e.g. PNG vs JPEG CIFAR-10)."""
     from bench.core.data import load_dataset
 
     from bench.eval.protocol import load_protocol
 
-    first, protocol = stored[0]["data"], load_protocol(args.protocol)
-    ds = load_dataset(first["dataset"], first["split"], data=args.data, image_size=protocol.image_size,
+    first, protocol = stored[0].data, load_protocol(args.protocol)
+    ds = load_dataset(first.dataset, first.split, data=args.data, image_size=protocol.image_size,
                       resize=protocol.resize)  # the protocol's crop: the same pixels the results were scored on
     for r in stored:
-        if r["data"].get("source_sha256") not in (None, ds.source_sha256):
+        if r.data.source_sha256 not in (None, ds.source_sha256):
             raise ValueError(
-                f"the stored {args.protocol} result of {r['defense']['spec']!r} was computed on data with source "
-                f"sha256 {r['data']['source_sha256'][:16]}..., but the data found here ({ds.source}) has "
+                f"the stored {args.protocol} result of {r.spec!r} was computed on data with source "
+                f"sha256 {r.data.source_sha256[:16]}..., but the data found here ({ds.source}) has "
                 f"{ds.source_sha256[:16]}...: a re-run would score other images. Point --data at the same copy, "
                 f"or record results on this one with `shieldbench run`.")
 
@@ -416,8 +427,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     _load_models(args)
     stored = load_results(_results_dir(args), load_protocol(args.protocol).name)  # a name or a protocol file
     if args.defense:
-        stored = [r for r in stored if r["defense"]["spec"] in set(args.defense)]
-        missing = set(args.defense) - {r["defense"]["spec"] for r in stored}
+        stored = [r for r in stored if r.spec in set(args.defense)]
+        missing = set(args.defense) - {r.spec for r in stored}
         if missing:
             raise ValueError(f"no stored {args.protocol} results for {sorted(missing)}")
     if not stored:
@@ -427,19 +438,19 @@ def cmd_check(args: argparse.Namespace) -> int:
     from bench.zoo.user_models import USER_MODELS
 
     for r in stored:  # files a result was scored with: load them again (they should be unchanged)
-        sub = r["provenance"].get("submission")
-        if sub and r["defense"]["spec"].split("(")[0] not in _registered_names():
+        sub = r.provenance.submission
+        if sub and r.spec.split("(")[0] not in _registered_names():
             # the same way it was scored: in its sandbox unless it was trusted
             load = load_submission if sub.get("trusted") else lambda f: sandboxed_submission(f)[0]
             _reload(r, sub, "submission file", "", load, console)
-        for f in r["provenance"].get("model_files", []):  # the --model files
+        for f in r.provenance.model_files or ():  # the --model files
             if not set(f["models"]) <= set(USER_MODELS):
                 _reload(r, f, "model file", " (give it with --model)", load_model_file, console)
     import tempfile
 
     from bench.eval.cache import AdversarialCache
 
-    commands = {r["defense"]["spec"]: r["provenance"]["command"] for r in stored}
+    commands = {r.spec: r.provenance.command for r in stored}
     with tempfile.TemporaryDirectory(prefix="shieldbench-check-") as tmp:
         # an honest re-run crafts every example again, once per protocol (not once per defense)
         cache = AdversarialCache() if args.cached else AdversarialCache(Path(tmp))
@@ -449,9 +460,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     expected = expectations(stored, fresh)
     moved = {c.defense for c in compare(stored, fresh, 0.0)}  # any number not reproduced exactly
-    by_spec = {r["defense"]["spec"]: r for r in stored}
+    by_spec = {r.spec: r for r in stored}
     for f in fresh:
-        spec = f["defense"]["spec"]
+        spec = f.spec
         what, flipped = expected.get(spec, []), flips(by_spec[spec], f)
         images = ("no per-image outcomes were stored with it (an older result): compared by its numbers only"
                   if flipped is None else describe_flips(flipped))

@@ -21,6 +21,7 @@ from bench.eval.metrics import (COST_BATCH, AttackRecords, CleanRecords, attack_
                            concat_clean, select)
 from bench.eval.protocol import Protocol, fingerprint, same_protocol
 from bench.eval.results import KNOWLEDGE_LEVELS, SCHEMA_VERSION, pack_correct
+from bench.eval.schema import Result
 
 _PROVENANCE = ("models", "wall_time_s", "created", "command")
 
@@ -85,8 +86,8 @@ def _consistent_header(partials: Sequence[Partial]) -> dict[str, Any]:
     return first.header
 
 
-def result_from_partials(protocol: Protocol, partials: Sequence[Partial]) -> dict[str, Any]:
-    """The results dict (``bench.eval.results`` schema) of one defense from its partials.
+def result_from_partials(protocol: Protocol, partials: Sequence[Partial]) -> Result:
+    """The result (``bench.eval.schema``) of one defense from its partials, validated.
 
     Raises:
         MergeError: no partials, partials of different runs, or missing / conflicting records.
@@ -132,17 +133,17 @@ def result_from_partials(protocol: Protocol, partials: Sequence[Partial]) -> dic
                       wall_time_s=float(sum(p.provenance["wall_time_s"] for p in partials)),
                       created=max(p.provenance["created"] for p in partials), command=first["command"],
                       jobs=len(partials))
-    return {
+    return Result.from_json({
         "schema": SCHEMA_VERSION, "protocol": protocol.header(), "defense": header["defense"], "data": header["data"],
         "seed": header["seed"], "draws": header["draws"], **clean_metrics(clean),
         "clean_correct": pack_correct(clean.correct), "attacks": entries,
         "skipped": [skipped[k] for k in KNOWLEDGE_LEVELS if k in skipped],
         "cost": {"defense_ms_per_image": float(np.median([p.cost_ms for p in partials])), "batch": COST_BATCH},
         "provenance": provenance,
-    }
+    }, f"the merged result of {spec!r} under {protocol.name!r}")
 
 
-def merge_partials(protocol: Protocol, partials: Sequence[Partial]) -> list[dict[str, Any]]:
+def merge_partials(protocol: Protocol, partials: Sequence[Partial]) -> list[Result]:
     """Results of every defense that has partials, sorted by defense spec."""
     by_spec: dict[str, list[Partial]] = {}
     for p in partials:

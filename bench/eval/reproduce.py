@@ -17,21 +17,23 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from bench.eval.results import unpack_correct
+from bench.eval.schema import Result
 
 
 def _short(h: str | None) -> str:
     return "none" if h is None else h[:12]
 
 
-def differences(stored: dict[str, Any], fresh: dict[str, Any]) -> list[str]:
+def differences(stored: Result, fresh: Result) -> list[str]:
     """What differs between the provenance of a stored result and of its re-run (plain phrases)."""
     out = []
-    then, now = stored["provenance"].get("code"), fresh["provenance"].get("code", {})
+    empty: Mapping[str, Any] = {}
+    then, now = stored.provenance.code, fresh.provenance.code or empty
     if then is None:
         out.append("no code hash was recorded with it (an older result), so a change of its code would go unseen")
     else:
@@ -39,11 +41,11 @@ def differences(stored: dict[str, Any], fresh: dict[str, Any]) -> list[str]:
             if then.get(part) != now.get(part):
                 out.append(f"its {part} code changed since it was recorded ({_short(then.get(part))} -> "
                            f"{_short(now.get(part))})")
-    v_then, v_now = stored["provenance"].get("versions", {}), fresh["provenance"].get("versions", {})
+    v_then, v_now = stored.provenance.versions or empty, fresh.provenance.versions or empty
     for pkg in sorted(set(v_then) | set(v_now)):
         if v_then.get(pkg) != v_now.get(pkg):
             out.append(f"{pkg} {v_then.get(pkg, 'absent')} when recorded, {v_now.get(pkg, 'absent')} now")
-    m_then, m_now = stored["provenance"].get("models", {}), fresh["provenance"].get("models", {})
+    m_then, m_now = stored.provenance.models or empty, fresh.provenance.models or empty
     for m in sorted(set(m_then) | set(m_now)):
         if m_then.get(m) != m_now.get(m):
             out.append(f"model {m}'s weights changed since it was recorded ({_short(m_then.get(m))} -> "
@@ -51,11 +53,10 @@ def differences(stored: dict[str, Any], fresh: dict[str, Any]) -> list[str]:
     return out
 
 
-def expectations(stored: list[dict[str, Any]], fresh: list[dict[str, Any]]) -> dict[str, list[str]]:
+def expectations(stored: list[Result], fresh: list[Result]) -> dict[str, list[str]]:
     """Defense spec -> what differs (empty: the same code, models and versions, so exact numbers)."""
-    by_spec = {r["defense"]["spec"]: r for r in stored}
-    return {f["defense"]["spec"]: differences(by_spec[f["defense"]["spec"]], f)
-            for f in fresh if f["defense"]["spec"] in by_spec}
+    by_spec = {r.spec: r for r in stored}
+    return {f.spec: differences(by_spec[f.spec], f) for f in fresh if f.spec in by_spec}
 
 
 # ------------------------------------------------------------------ per-image outcomes and noise
@@ -79,18 +80,18 @@ class Flips:
     compared: int
 
 
-def outcomes(result: dict[str, Any]) -> dict[str, np.ndarray]:
+def outcomes(result: Result) -> dict[str, np.ndarray]:
     """Metric name -> bool ``[R, n]`` per-image outcomes, for the metrics whose records were stored."""
     out = {}
-    if "clean_correct" in result:
-        out["clean"] = unpack_correct(result["clean_correct"], result["data"]["n"])
-    for e in result["attacks"]:
-        if "correct" in e:
-            out[f"{e['knowledge']} {e['attack']}"] = unpack_correct(e["correct"], e["n"])
+    if (clean := result.correct()) is not None:
+        out["clean"] = clean
+    for e in result.attacks:
+        if (correct := result.correct(e)) is not None:
+            out[f"{e.knowledge.value} {e.attack}"] = correct
     return out
 
 
-def flips(stored: dict[str, Any], fresh: dict[str, Any]) -> list[Flips] | None:
+def flips(stored: Result, fresh: Result) -> list[Flips] | None:
     """Per-metric flips between two results of one defense; ``None`` if ``stored`` has no records.
 
     Only metrics whose records exist on both sides with the same shape are compared; a metric
@@ -120,7 +121,7 @@ def describe_flips(found: list[Flips]) -> str:
     return f"{total} image outcome(s) flipped ({'; '.join(parts)})"
 
 
-def noise_tolerance(result: dict[str, Any], metric: str) -> float | None:
+def noise_tolerance(result: Result, metric: str) -> float | None:
     """How far ``metric`` of ``result`` may move on an honest re-run: sampling noise, at least one image.
 
     A re-run scores the same images, so what can move a number without a change of the code is
@@ -135,12 +136,12 @@ def noise_tolerance(result: dict[str, Any], metric: str) -> float | None:
         The tolerance as a fraction, or ``None`` if ``result`` has no such metric.
     """
     if metric == "clean":
-        stats, n = result["clean_accuracy"], result["data"]["n"]
+        stats, n = result.clean_accuracy, result.data.n
     else:
         knowledge, attack = metric.split(" ", 1)
-        entry = next((e for e in result["attacks"] if e["knowledge"] == knowledge and e["attack"] == attack), None)
+        entry = result.entry(knowledge, attack)
         if entry is None:
             return None
-        stats, n = entry["robust_accuracy"], entry.get("n", result["data"]["n"])
-    draws = max(1, len(stats["draws"]))
-    return max(Z * math.sqrt(2.0 / draws) * float(stats["std"]), 1.0 / max(1, n))
+        stats, n = entry.robust_accuracy, entry.n or result.data.n
+    draws = max(1, len(stats.draws))
+    return max(Z * math.sqrt(2.0 / draws) * float(stats.std), 1.0 / max(1, n))

@@ -54,6 +54,7 @@ from bench.eval.jobs import Partial, Selection, Shard
 from bench.eval.metrics import COST_BATCH, AttackRecords, CleanRecords
 from bench.eval.protocol import AttackPlan, Protocol
 from bench.eval.results import KNOWLEDGE_LEVELS
+from bench.eval.schema import Result
 from bench.zoo.store import ZooModel, list_models, load_model
 
 
@@ -280,8 +281,8 @@ class Runner:
         return 1000.0 / rate(lambda: clf.preprocess(x, jax.random.key(0)), batch, seconds)
 
     # ------------------------------------------------------------------ the run
-    def run(self, defense: Defense) -> dict[str, Any]:
-        """Scores ``defense`` under the protocol; returns the results dict (``bench.eval.results`` schema).
+    def run(self, defense: Defense) -> Result:
+        """Scores ``defense`` under the protocol; returns its result (``bench.eval.schema``).
 
         Raises:
             ZooError: a member, the base model or the transfer source cannot be loaded. (A transfer

@@ -43,7 +43,9 @@ Comparisons between entries on different image subsets use a margin of
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable, Sequence
+
+from bench.eval.schema import AttackEntry, Result, StageOutcome
 
 MARGIN = 0.02
 IMAGE_MARGIN = 0.005
@@ -72,66 +74,68 @@ EXPLANATIONS = {
 }
 
 
-def _broke(entry: dict[str, Any], which) -> int:
-    return sum(st["broke"] for st in entry.get("stages", []) if which(st))
-
-
-def ensemble_flags(entry: dict[str, Any]) -> list[str]:
+def ensemble_flags(entry: AttackEntry) -> list[str]:
     """The per-image flags (``square``, ``surrogate``, ``check``, ``escalation``) of one worst-case entry."""
-    if "stages" not in entry:
-        return []
-    limit = max(IMAGE_MARGIN_MIN, IMAGE_MARGIN * entry["n"])
-    default = next((st["surrogate"] for st in entry["stages"] if st["surrogate"]), None)
-    last = max((st.get("round", 0) for st in entry["stages"]), default=0)
+    return stage_flags(entry.stages, entry.n) if entry.is_ensemble else []
+
+
+def stage_flags(stages: Sequence[StageOutcome], n: int) -> list[str]:
+    """The per-image flags of a worst-case ensemble's stages, run on ``n`` images."""
+    def broke(which: Callable[[StageOutcome], bool]) -> int:
+        return sum(st.broke for st in stages if which(st))
+
+    limit = max(IMAGE_MARGIN_MIN, IMAGE_MARGIN * n)
+    default = next((st.surrogate for st in stages if st.surrogate), None)
+    last = max((st.round for st in stages), default=0)
     counts = {
-        "square": _broke(entry, lambda st: st["surrogate"] is None and not st["check"]),
-        "surrogate": _broke(entry, lambda st: st["surrogate"] not in (None, default) and not st["check"]),
-        "check": _broke(entry, lambda st: st["check"] and not st.get("round", 0)),
+        "square": broke(lambda st: st.surrogate is None and not st.check),
+        "surrogate": broke(lambda st: st.surrogate not in (None, default) and not st.check),
+        "check": broke(lambda st: st.check and not st.round),
     }
-    flags = [code for code, broke in counts.items() if broke > limit]
-    if last and _broke(entry, lambda st: st.get("round", 0) == last) > 0:
+    flags = [code for code, count in counts.items() if count > limit]
+    if last and broke(lambda st: st.round == last) > 0:
         flags.append("escalation")
     return flags
 
 
-def _margin(a: dict[str, Any], b: dict[str, Any]) -> float:
-    p = min(max(a["robust_accuracy"]["mean"], 1e-3), 1 - 1e-3)
-    n = min(a.get("n") or 1000, b.get("n") or 1000)
+def _margin(a: AttackEntry, b: AttackEntry) -> float:
+    p = min(max(a.robust, 1e-3), 1 - 1e-3)
+    n = min(a.n or 1000, b.n or 1000)
     return max(MARGIN, 2.0 * math.sqrt(p * (1 - p) / n))
 
 
-def _steps(entry: dict[str, Any]) -> int | None:
+def _steps(entry: AttackEntry) -> int | None:
     """An attack entry's steps, its spec's default where the spec does not say."""
     from attacks.specs import build_attack
 
-    return getattr(build_attack(entry["attack"]), "steps", None)
+    return getattr(build_attack(entry.attack), "steps", None)
 
 
-def sanity_flags(result: dict[str, Any]) -> list[str]:
-    """The flags (codes of ``EXPLANATIONS``) a results dict raises, in a fixed order."""
-    linf = [e for e in result["attacks"] if e["norm"] == "linf" and e["eps"] is not None]
+def sanity_flags(result: Result) -> list[str]:
+    """The flags (codes of ``EXPLANATIONS``) a result raises, in a fixed order."""
+    linf = [e for e in result.attacks if e.norm == "linf" and e.eps is not None]
     flags = []
     for level, code in (("gray-box", "A>G"), ("transfer", "A>T")):
-        for a in (e for e in linf if e["knowledge"] == "adaptive"):
-            others = [e for e in linf if e["knowledge"] == level and e["eps"] == a["eps"]]
+        for a in (e for e in linf if e.knowledge == "adaptive"):
+            others = [e for e in linf if e.knowledge == level and e.eps == a.eps]
             if others:
-                best = min(others, key=lambda e: e["robust_accuracy"]["mean"])
-                if a["robust_accuracy"]["mean"] > best["robust_accuracy"]["mean"] + _margin(a, best):
+                best = min(others, key=lambda e: e.robust)
+                if a.robust > best.robust + _margin(a, best):
                     flags.append(code)
                     break
-    pgd = [e for e in linf if e["knowledge"] == "adaptive" and e["name"] == "pgd"]
-    if any(e["eps"] >= UNBOUNDED_EPS and e["robust_accuracy"]["mean"] > UNBOUNDED_MAX for e in pgd):
+    pgd = [e for e in linf if e.knowledge == "adaptive" and e.name == "pgd"]
+    if any(e.eps >= UNBOUNDED_EPS and e.robust > UNBOUNDED_MAX for e in pgd):
         flags.append("unbounded")
     for short in pgd:
         for long in pgd:
             s, t = _steps(short), _steps(long)
-            if (long["eps"] == short["eps"] and s and t and t >= 2 * s and long.get("eot", 1) >= short.get("eot", 1)
-                    and short["robust_accuracy"]["mean"] - long["robust_accuracy"]["mean"] > _margin(short, long)):
+            if (long.eps == short.eps and s and t and t >= 2 * s and long.eot >= short.eot
+                    and short.robust - long.robust > _margin(short, long)):
                 flags.append("steps")
                 break
         if "steps" in flags:
             break
     for code in ("square", "surrogate", "check", "escalation"):
-        if any(code in ensemble_flags(e) for e in linf if e["knowledge"] == "adaptive"):
+        if any(code in ensemble_flags(e) for e in linf if e.knowledge == "adaptive"):
             flags.append(code)
     return flags

@@ -70,7 +70,7 @@ def main() -> int:
     p.add_argument("--data")
     args = p.parse_args()
     root = Path(args.results) if args.results else results_root()
-    specs = [r["defense"]["spec"] for r in load_results(root, args.protocol) if r["defense"]["spec"] != "identity()"]
+    specs = [r.spec for r in load_results(root, args.protocol) if r.spec != "identity()"]
     if not specs:
         raise SystemExit(f"no results for {args.protocol} in {root}")
     out = root.parent / f"{args.protocol}-gallery.png"

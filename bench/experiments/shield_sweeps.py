@@ -33,12 +33,13 @@ def eot_sweep(ks: tuple[int, ...] = EOT_KS, n: int = 200, spec: str = "shield()"
     p = load_protocol(PROTOCOL)
     defense = build_defense(spec)
     base = dataclasses.replace(p, attacks=(AttackPlan(EOT_ATTACK, ("gray-box",), n),))
-    gray = Runner(base, data=data, on_event=on_event).run(defense)["attacks"][0]["robust_accuracy"]
+    gray = Runner(base, data=data, on_event=on_event).run(defense).attacks[0].robust_accuracy.to_json()
     rows = []
     for k in ks:
         proto = dataclasses.replace(p, eot=k, attacks=(AttackPlan(EOT_ATTACK, ("adaptive",), n),))
-        entry = Runner(proto, data=data, on_event=on_event).run(defense)["attacks"][0]
-        rows.append({"eot": k, "robust_accuracy": entry["robust_accuracy"], "attack_s_per_image": entry["attack_s_per_image"]})
+        entry = Runner(proto, data=data, on_event=on_event).run(defense).attacks[0]
+        rows.append({"eot": k, "robust_accuracy": entry.robust_accuracy.to_json(),
+                     "attack_s_per_image": entry.attack_s_per_image})
     return {"defense": spec, "attack": EOT_ATTACK, "n": n, "protocol": {"name": p.name, "sha256": p.sha256},
             "gray_box": gray, "adaptive": rows}
 

@@ -20,10 +20,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
 import optax
+
+if TYPE_CHECKING:
+    from bench.eval.schema import Result
 
 
 def _model_logits(arch: str):
@@ -99,7 +103,7 @@ def main() -> None:
     for proto in protocols_with_results(results_root()):
         for r in load_results(results_root(), proto):
             c = crafting_minutes(r)
-            rows.append([proto, r["defense"]["spec"], f"{c['adaptive']:.1f}", f"{c['shared']:.1f}",
+            rows.append([proto, r.spec, f"{c['adaptive']:.1f}", f"{c['shared']:.1f}",
                          f"{r['provenance']['wall_time_s'] / 60:.1f}", f"{r['cost']['defense_ms_per_image']:.3f}"])
     if rows:
         print("\nstored protocol results: crafting minutes (adaptive: per defense; shared: gray-box and transfer,"
@@ -108,11 +112,11 @@ def main() -> None:
                        tablefmt="github"))
 
 
-def crafting_minutes(result: dict) -> dict[str, float]:
+def crafting_minutes(result: Result) -> dict[str, float]:
     """Crafting minutes stored in a result, split into per-defense and shared attacks.
 
     Args:
-        result: a results dict (``bench.eval.results`` schema).
+        result: a stored result (``bench.eval.schema.Result``).
 
     Returns:
         ``{"adaptive": minutes, "shared": minutes}``: the sum over the result's attacks of
@@ -120,8 +124,8 @@ def crafting_minutes(result: dict) -> dict[str, float]:
         and transfer ones once per protocol for every defense.
     """
     out = {"adaptive": 0.0, "shared": 0.0}
-    for a in result["attacks"]:
-        out["adaptive" if a["knowledge"] == "adaptive" else "shared"] += a["attack_s_per_image"] * a["n"] / 60.0
+    for a in result.attacks:
+        out["adaptive" if a.knowledge == "adaptive" else "shared"] += a.attack_s_per_image * (a.n or 0) / 60.0
     return out
 
 

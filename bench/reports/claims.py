@@ -34,6 +34,7 @@ from typing import Any
 from tabulate import tabulate
 
 from bench.eval.results import attack_entry
+from bench.eval.schema import Result
 from bench.reports.report import markers
 
 PROTOCOL = "cifar10-standard"
@@ -43,14 +44,14 @@ L2_ATTACKS = ("deepfool_l2(steps=50)", "cw_l2(steps=100, binary_search_steps=5)"
 FD_ATTACKS = ("fgsm(eps=2)", "ifgsm(eps=2, steps=10)") + L2_ATTACKS
 ADAPTIVE = "pgd(eps=8, steps=50)"
 
-Results = dict[str, dict[str, Any]]
+Results = dict[str, Result]
 Measured = tuple[float | None, str]  # (our number in percent or None when not run, how it was obtained)
 
 
 def best_eliminated(results: Results, specs: tuple[str, ...]) -> Measured:
     """The highest gray-box *eliminated* share over ``specs`` x the L2 attacks ("up to")."""
-    found = [(e["eliminated"], spec, e["name"]) for spec in specs for a in L2_ATTACKS
-             if (e := attack_entry(results.get(spec), "gray-box", a)) is not None and e["eliminated"] is not None]
+    found = [(e.eliminated, spec, e.name) for spec in specs for a in L2_ATTACKS
+             if (e := attack_entry(results.get(spec), "gray-box", a)) is not None and e.eliminated is not None]
     if not found:
         return None, "not run yet"
     value, spec, name = max(found)
@@ -60,7 +61,7 @@ def best_eliminated(results: Results, specs: tuple[str, ...]) -> Measured:
 def clean_loss(results: Results, spec: str) -> float | None:
     """Base-model clean accuracy minus the defended one, in points."""
     r = results.get(spec)
-    return None if r is None else 100 * (r["base_clean_accuracy"] - r["clean_accuracy"]["mean"])
+    return None if r is None or r.base_clean_accuracy is None else 100 * (r.base_clean_accuracy - r.clean_accuracy.mean)
 
 
 def fd_average(results: Results, spec: str) -> Measured:
@@ -68,7 +69,7 @@ def fd_average(results: Results, spec: str) -> Measured:
     entries = [attack_entry(results.get(spec), "gray-box", a) for a in FD_ATTACKS]
     if any(e is None for e in entries):
         return None, "not run yet"
-    mean = sum(e["robust_accuracy"]["mean"] for e in entries) / len(entries)
+    mean = sum(e.robust for e in entries) / len(entries)
     return 100 * mean, (f"`{spec}`, mean of FGSM/I-FGSM 2/255, DeepFool, C&W-L2; "
                         f"clean loss {clean_loss(results, spec):.1f} points")
 
@@ -78,8 +79,8 @@ def adaptive(results: Results, spec: str) -> Measured:
     e = attack_entry(results.get(spec), "adaptive", ADAPTIVE)
     if e is None:
         return None, "not run yet"
-    k = f", EOT K = {e['eot']}" if e["eot"] > 1 else ""
-    return 100 * e["robust_accuracy"]["mean"], f"`{spec}`, BPDA PGD-50 8/255{k}"
+    k = f", EOT K = {e.eot}" if e.eot > 1 else ""
+    return 100 * e.robust, f"`{spec}`, BPDA PGD-50 8/255{k}"
 
 
 @dataclass(frozen=True)
@@ -164,9 +165,9 @@ class _BySpec(dict):
         return super().get(build_defense(spec).spec, default)
 
 
-def render(results: list[dict[str, Any]]) -> str:
+def render(results: list[Result]) -> str:
     """The generated README block (markers included), deterministic for the same results."""
-    by_spec = _BySpec({r["defense"]["spec"]: r for r in results})
+    by_spec = _BySpec({r.spec: r for r in results})
     rows = []
     for c in CLAIMS:
         (value, how), verdict = c.verdict(by_spec)

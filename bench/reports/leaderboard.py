@@ -34,6 +34,7 @@ from tabulate import tabulate
 from bench.core.io import shell_join
 from bench.eval.protocol import fingerprint
 from bench.eval.results import KNOWLEDGE_LEVELS, results_root
+from bench.eval.schema import AttackEntry, Result, StageOutcome, Stats
 from bench.eval.sanity import EXPLANATIONS, ensemble_flags, sanity_flags
 from bench.reports.report import Report, Store, register_report
 
@@ -43,52 +44,67 @@ _DASH = "—"
 
 
 # ------------------------------------------------------------------------------------ headline
-def _attack_order(entry: dict[str, Any]) -> tuple[Any, ...]:
-    eps = entry["eps"]
-    return (entry["name"], eps is None, eps if eps is not None else 0.0, entry["attack"])
+def _attack_order(entry: AttackEntry) -> tuple[Any, ...]:
+    eps = entry.eps
+    return (entry.name, eps is None, eps if eps is not None else 0.0, entry.attack)
 
 
-def worst_entry(result: dict[str, Any], level: str, eps: float = HEADLINE_EPS,
-                subsets: bool = False) -> dict[str, Any] | None:
+def worst_entry(result: Result, level: str, eps: float = HEADLINE_EPS, subsets: bool = False) -> AttackEntry | None:
     """The level's Linf entry at ``eps`` with the lowest robust accuracy (ties: attack order).
 
     Only entries scored on the protocol's whole image set count (an attack run on a subset,
     e.g. a sanity check, would put other images and more noise into the headline), unless
     ``subsets`` is set.
     """
-    n = result["data"]["n"]
-    candidates = [e for e in result["attacks"] if e["knowledge"] == level and e["norm"] == "linf"
-                  and e["eps"] is not None and abs(e["eps"] - eps) < 1e-9 and (subsets or e.get("n", n) == n)]
+    n = result.data.n
+    candidates = [e for e in result.at(level) if e.norm == "linf" and e.eps is not None
+                  and abs(e.eps - eps) < 1e-9 and (subsets or (e.n or n) == n)]
     if not candidates:
         return None
-    return min(candidates, key=lambda e: (e["robust_accuracy"]["mean"], _attack_order(e)))
+    return min(candidates, key=lambda e: (e.robust, _attack_order(e)))
 
 
-def headline(result: dict[str, Any]) -> dict[str, float | None]:
+@dataclass(frozen=True)
+class Headline:
     """The headline numbers of one result (see the module docstring for their definitions).
 
-    Returns:
-        ``{"clean", "gray-box", "transfer", "adaptive", "eliminated", "defense_ms"}``;
-        accuracies are fractions, ``None`` where the level has no Linf eps = 8 attack.
+    Accuracies are fractions; a level is ``None`` where it has no Linf eps = 8 attack.
     """
-    out: dict[str, float | None] = {"clean": result["clean_accuracy"]["mean"]}
-    for level in KNOWLEDGE_LEVELS:
-        worst = worst_entry(result, level)
-        out[level] = None if worst is None else worst["robust_accuracy"]["mean"]
-    gray = worst_entry(result, "gray-box")
-    out["eliminated"] = None if gray is None else gray["eliminated"]
-    out["defense_ms"] = result["cost"]["defense_ms_per_image"]
-    return out
+
+    clean: float
+    levels: dict[str, float | None]
+    eliminated: float | None
+    defense_ms: float
+
+    @property
+    def gray_box(self) -> float | None:
+        return self.levels["gray-box"]
+
+    @property
+    def transfer(self) -> float | None:
+        return self.levels["transfer"]
+
+    @property
+    def adaptive(self) -> float | None:
+        return self.levels["adaptive"]
 
 
-def _rank_key(result: dict[str, Any]) -> tuple[Any, ...]:
+def headline(result: Result) -> Headline:
+    """The headline numbers of one result."""
+    worst = {level: worst_entry(result, level) for level in KNOWLEDGE_LEVELS}
+    gray = worst["gray-box"]
+    return Headline(result.clean_accuracy.mean, {lv: None if e is None else e.robust for lv, e in worst.items()},
+                    None if gray is None else gray.eliminated, result.cost.defense_ms_per_image)
+
+
+def _rank_key(result: Result) -> tuple[Any, ...]:
     h = headline(result)
-    adaptive, gray = h["adaptive"], h["gray-box"]
+    adaptive, gray = h.adaptive, h.gray_box
     return (adaptive is None, -(adaptive or 0.0), gray is None, -(gray or 0.0))
 
 
-def _sorted(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted(results, key=lambda r: (*_rank_key(r), r["defense"]["spec"]))
+def _sorted(results: Iterable[Result]) -> list[Result]:
+    return sorted(results, key=lambda r: (*_rank_key(r), r.spec))
 
 
 # ---------------------------------------------------------------------------------- formatting
@@ -97,13 +113,13 @@ def format_pct(value: float | None) -> str:
     return _DASH if value is None else f"{100.0 * value:.1f}%"
 
 
-def _acc(stats: dict[str, Any] | None, randomized: bool) -> str:
+def _acc(stats: Stats | None, randomized: bool) -> str:
     """``"84.5%"``, or ``"84.5 ± 1.2%"`` for a randomized defense; "—" when missing."""
     if stats is None:
         return _DASH
     if randomized:
-        return f"{100.0 * stats['mean']:.1f} ± {100.0 * stats['std']:.1f}%"
-    return format_pct(stats["mean"])
+        return f"{100.0 * stats.mean:.1f} ± {100.0 * stats.std:.1f}%"
+    return format_pct(stats.mean)
 
 
 def _display_command(command: str) -> str:
@@ -130,15 +146,15 @@ def _code(text: str) -> str:
     return f"{fence}{pad}{text}{pad}{fence}".replace("|", "\\|")
 
 
-def _cell(entry: dict[str, Any] | None, randomized: bool) -> str:
+def _cell(entry: AttackEntry | None, randomized: bool) -> str:
     if entry is None:
         return _DASH
-    acc = _acc(entry["robust_accuracy"], randomized)
-    if entry["eps"] is not None:
+    acc = _acc(entry.robust_accuracy, randomized)
+    if entry.eps is not None:
         return acc
-    pert = entry["perturbation"]
-    median = _DASH if pert is None else f"{pert['l2']:.2f}"
-    thr = entry["l2_threshold"]
+    pert = entry.perturbation
+    median = _DASH if pert is None else f"{pert.l2:.2f}"
+    thr = entry.l2_threshold
     return f"{acc} @L2<={thr:g} (median L2 {median})"
 
 
@@ -147,7 +163,7 @@ def _table(rows: list[list[str]], headers: list[str]) -> str:
 
 
 # -------------------------------------------------------------------------------------- render
-def _protocol_lines(protocol: str, results: list[dict[str, Any]]) -> list[str]:
+def _protocol_lines(protocol: str, results: list[Result]) -> list[str]:
     """The protocol summary line, plus warning lines where the results disagree."""
 
     def most_common(values: list[Any]) -> Any:
@@ -156,14 +172,13 @@ def _protocol_lines(protocol: str, results: list[dict[str, Any]]) -> list[str]:
 
     # results agree on the protocol when they agree on its identity (bench.eval.protocol); older ones
     # carry only the file's sha256. The line shows the file most results were scored under.
-    protos = [(r["protocol"]["name"], r["protocol"]["version"], *fingerprint(r["protocol"])) for r in results]
-    shas = [r["protocol"]["sha256"] for r in results]
-    datas = [(r["data"]["dataset"], r["data"]["split"], r["data"]["n"], r["data"]["indices_sha256"],
-              r["data"]["source_sha256"]) for r in results]
+    protos = [(r.protocol.name, r.protocol.version, *fingerprint(r.protocol.to_json())) for r in results]
+    shas = [r.protocol.sha256 for r in results]
+    datas = [(r.data.dataset, r.data.split, r.data.n, r.data.indices_sha256, r.data.source_sha256) for r in results]
     _, version, _, _ = most_common(protos)
     sha = most_common(shas)
     dataset, split, n, _, _ = most_common(datas)
-    draws = sorted({r["draws"] for r in results if r["defense"]["randomized"]})
+    draws = sorted({r.draws for r in results if r.randomized})
     if draws:
         r_text = f"randomized defenses scored over R = {', '.join(map(str, draws))} independent draws"
     else:
@@ -196,57 +211,57 @@ their randomness. Rows are ranked by Adaptive (missing last), then Gray-box, the
 **Command** reproduces the row."""
 
 
-def _detail(level: str, ordered: list[dict[str, Any]]) -> list[str]:
-    entries = {(r["defense"]["spec"], e["attack"]): e for r in ordered for e in r["attacks"] if e["knowledge"] == level}
-    columns: dict[str, dict[str, Any]] = {}
+def _detail(level: str, ordered: list[Result]) -> list[str]:
+    entries = {(r.spec, e.attack): e for r in ordered for e in r.at(level)}
+    columns: dict[str, AttackEntry] = {}
     for e in sorted(entries.values(), key=_attack_order):
-        columns.setdefault(e["attack"], e)
+        columns.setdefault(e.attack, e)
     rows = []
     for r in ordered:
-        spec, randomized = r["defense"]["spec"], r["defense"]["randomized"]
+        spec, randomized = r.spec, r.randomized
         rows.append([_code(spec), *(_cell(entries.get((spec, a)), randomized) for a in columns)])
     headers = ["Defense", *(_column_name(e).replace("|", "\\|") for e in columns.values())]
     if level == "adaptive":
-        eots = sorted({e["eot"] for e in entries.values() if e["eot"] > 1})
+        eots = sorted({e.eot for e in entries.values() if e.eot > 1})
         how = "crafted through each defended pipeline (BPDA" + (
             f"; EOT with K = {', '.join(map(str, eots))} for randomized defenses)" if eots else ")")
     else:
-        sources = sorted({e["source"] for e in entries.values()})
+        sources = sorted({e.source for e in entries.values()})
         how = f"crafted on {', '.join(_code(s) for s in sources)}"
     note = f"Robust accuracy per attack, {how}. Linf budgets in /255."
-    ensembles = [e["attack"] for e in columns.values() if "stages" in e]
+    ensembles = [e.attack for e in columns.values() if e.is_ensemble]
     if ensembles:
         note += (" A `worst_case(eps=...)` column is the per-image worst case over an attack ensemble run through "
                  "every surrogate gradient of the defense (see *Adaptive worst case, stage by stage*): " +
                  "; ".join(_code(a) for a in ensembles) + ".")
-    if any(e["eps"] is None for e in columns.values()):
+    if any(e.eps is None for e in columns.values()):
         note += (" Minimum-norm attacks count an example as attacked only when its L2 perturbation is at most "
                  "the threshold; the median L2 is over the examples the attack fooled on its crafting model.")
     return [f"## {_LEVEL_TITLES[level]} attacks", "", note, "", _table(rows, headers), ""]
 
 
-def _column_name(entry: dict[str, Any]) -> str:
+def _column_name(entry: AttackEntry) -> str:
     """A column's title: the attack spec, or ``worst_case(eps=8)`` for an ensemble (its spec is long)."""
-    return f"worst_case(eps={entry['eps']:g})" if "stages" in entry else entry["attack"]
+    return f"worst_case(eps={entry.eps:g})" if entry.is_ensemble else entry.attack
 
 
-def _stage_label(st: dict[str, Any]) -> str:
-    via = f" via {st['surrogate']}" if st["surrogate"] else ""
-    return f"{'check ' if st['check'] else ''}{st['attack']}{via}"
+def _stage_label(st: StageOutcome) -> str:
+    via = f" via {st.surrogate}" if st.surrogate else ""
+    return f"{'check ' if st.check else ''}{st.attack}{via}"
 
 
-def _worst_case_detail(ordered: list[dict[str, Any]]) -> list[str]:
+def _worst_case_detail(ordered: list[Result]) -> list[str]:
     """Per defense and ensemble: the stages that ran, what each broke, and the robust fraction after it."""
     rows = []
     for r in ordered:
-        for e in sorted((e for e in r["attacks"] if "stages" in e), key=lambda e: -e["eps"]):
-            steps = [f"{_stage_label(st)}: {format_pct(st['robust_after'])} (−{st['broke']} of {st['ran']})"
-                     for st in e["stages"] if st["broke"]]
-            idle = sum(1 for st in e["stages"] if st["ran"] and not st["broke"])
+        for e in sorted((e for e in r.attacks if e.is_ensemble), key=lambda e: -e.eps):
+            steps = [f"{_stage_label(st)}: {format_pct(st.robust_after)} (−{st.broke} of {st.ran})"
+                     for st in e.stages if st.broke]
+            idle = sum(1 for st in e.stages if st.ran and not st.broke)
             if idle:
                 steps.append(f"{idle} more stage{'s' if idle > 1 else ''} broke none")
-            clean_wrong = e["outcomes"].count("0")
-            rows.append([_code(r["defense"]["spec"]), f"{e['eps']:g}", str(e["n"]), str(clean_wrong),
+            clean_wrong = e.outcomes.count("0")
+            rows.append([_code(r.spec), f"{e.eps:g}", str(e.n), str(clean_wrong),
                          " → ".join(steps) or _DASH, " ".join(ensemble_flags(e)) or _DASH])
     if not rows:
         return []
@@ -259,40 +274,40 @@ def _worst_case_detail(ordered: list[dict[str, Any]]) -> list[str]:
     return ["## Adaptive worst case, stage by stage", "", note, "", table, ""]
 
 
-def headline_table(results: list[dict[str, Any]], flags_of: dict[str, list[str]] | None = None) -> str:
+def headline_table(results: list[Result], flags_of: dict[str, list[str]] | None = None) -> str:
     """The ranked headline table (one row per defense), as on the leaderboard page.
 
     Args:
-        results: results dicts, in any order.
+        results: results, in any order.
         flags_of: spec -> sanity flags (computed when not given).
     """
     ordered = _sorted(results)
     if flags_of is None:
-        flags_of = {r["defense"]["spec"]: sanity_flags(r) for r in ordered}
+        flags_of = {r.spec: sanity_flags(r) for r in ordered}
     rows, rank, previous = [], 0, None
     for i, r in enumerate(ordered, start=1):
         key = _rank_key(r)
         if key != previous:
             rank, previous = i, key
-        h, rnd = headline(r), r["defense"]["randomized"]
+        h, rnd = headline(r), r.randomized
         worst = {level: worst_entry(r, level) for level in KNOWLEDGE_LEVELS}
         rows.append([
-            str(rank), _code(r["defense"]["spec"]), _acc(r["clean_accuracy"], rnd),
-            *(_acc(None if worst[lv] is None else worst[lv]["robust_accuracy"], rnd) for lv in KNOWLEDGE_LEVELS),
-            format_pct(h["eliminated"]), f"{h['defense_ms']:.2f}", " ".join(flags_of[r["defense"]["spec"]]) or _DASH,
-            _code(_display_command(r["provenance"]["command"])),
+            str(rank), _code(r.spec), _acc(r.clean_accuracy, rnd),
+            *(_acc(None if worst[lv] is None else worst[lv].robust_accuracy, rnd) for lv in KNOWLEDGE_LEVELS),
+            format_pct(h.eliminated), f"{h.defense_ms:.2f}", " ".join(flags_of[r.spec]) or _DASH,
+            _code(_display_command(r.provenance.command)),
         ])
     headers = ["Rank", "Defense", "Clean", "Gray-box", "Transfer", "Adaptive", "Eliminated", "ms/img", "Flags",
                "Command"]
     return _table(rows, headers)
 
 
-def _skipped_lines(results: list[dict[str, Any]]) -> list[str]:
+def _skipped_lines(results: list[Result]) -> list[str]:
     """One note per (level, reason) that results skipped, so a "—" is not read as "no such attack"."""
     skipped: dict[tuple[str, str], list[str]] = {}
     for r in results:
-        for s in r.get("skipped", []):
-            skipped.setdefault((s["knowledge"], s["reason"]), []).append(r["defense"]["spec"])
+        for s in r.skipped or ():
+            skipped.setdefault((s.knowledge.value, s.reason), []).append(r.spec)
     lines = []
     for (level, reason), specs in sorted(skipped.items()):
         who = "every row" if len(specs) == len(results) else ", ".join(_code(s) for s in specs)
@@ -304,12 +319,12 @@ GENERATED = "<!-- generated by `shieldbench leaderboard`"
 """How every leaderboard page begins (``leaderboard --check`` also finds pages whose results are gone)."""
 
 
-def render(protocol: str, results: list[dict[str, Any]]) -> str:
+def render(protocol: str, results: list[Result]) -> str:
     """Renders the leaderboard page of a protocol (deterministic GitHub markdown).
 
     Args:
         protocol: protocol name (the results directory's name).
-        results: validated results dicts of that protocol, in any order.
+        results: the results of that protocol, in any order.
     """
     lines = [f"{GENERATED} from leaderboards/results/{protocol}/*.json; "
              "do not edit by hand -->", "", f"# Leaderboard: {protocol}", ""]
@@ -319,9 +334,9 @@ def render(protocol: str, results: list[dict[str, Any]]) -> str:
                   "`shieldbench leaderboard`.", ""]
         return "\n".join(lines)
     ordered = _sorted(results)
-    flags_of = {r["defense"]["spec"]: sanity_flags(r) for r in ordered}
+    flags_of = {r.spec: sanity_flags(r) for r in ordered}
     lines += [*_protocol_lines(protocol, ordered), ""]
-    if any(r["protocol"]["name"] != protocol for r in ordered):
+    if any(r.protocol.name != protocol for r in ordered):
         lines += [f"> **Warning:** some results name another protocol than {_code(protocol)}.", ""]
     lines += _skipped_lines(ordered)
     lines += [headline_table(ordered, flags_of), "", _NOTES, ""]
@@ -329,7 +344,7 @@ def render(protocol: str, results: list[dict[str, Any]]) -> str:
     lines += ["**Flags** (evaluation sanity checks, Carlini et al. 2019; see `bench/eval/sanity.py`): " +
               ("; ".join(f"`{f}`: {EXPLANATIONS[f]}" for f in raised) if raised else "none raised") + ".", ""]
     for level in KNOWLEDGE_LEVELS:
-        if any(e["knowledge"] == level for r in ordered for e in r["attacks"]):
+        if any(r.at(level) for r in ordered):
             lines += _detail(level, ordered)
     lines += _worst_case_detail(ordered)
     return "\n".join(lines)
@@ -403,16 +418,16 @@ class Change:
         return None if self.stored is None or self.fresh is None else self.fresh - self.stored
 
 
-def _metrics(result: dict[str, Any]) -> dict[str, float]:
+def _metrics(result: Result) -> dict[str, float]:
     """Metric name -> value: ``"clean"`` and ``"<knowledge> <attack spec>"`` robust accuracies."""
-    out = {"clean": result["clean_accuracy"]["mean"]}
+    out = {"clean": result.clean_accuracy.mean}
     order = {lv: i for i, lv in enumerate(KNOWLEDGE_LEVELS)}
-    for e in sorted(result["attacks"], key=lambda e: (order[e["knowledge"]], *_attack_order(e))):
-        out[f"{e['knowledge']} {e['attack']}"] = e["robust_accuracy"]["mean"]
+    for e in sorted(result.attacks, key=lambda e: (order[e.knowledge], *_attack_order(e))):
+        out[f"{e.knowledge.value} {e.attack}"] = e.robust
     return out
 
 
-def compare(stored: list[dict[str, Any]], fresh: list[dict[str, Any]], tolerance: float | None) -> list[Change]:
+def compare(stored: list[Result], fresh: list[Result], tolerance: float | None) -> list[Change]:
     """Compares fresh results against stored ones (the CI regression mode).
 
     Results are matched by defense spec and attack entries by (knowledge, attack spec); clean
@@ -432,9 +447,9 @@ def compare(stored: list[dict[str, Any]], fresh: list[dict[str, Any]], tolerance
 
     if tolerance is not None and not tolerance >= 0:
         raise ValueError(f"tolerance must be >= 0, got {tolerance}")
-    by_spec = {r["defense"]["spec"]: r for r in stored}
+    by_spec = {r.spec: r for r in stored}
     before = {spec: _metrics(r) for spec, r in by_spec.items()}
-    after = {r["defense"]["spec"]: _metrics(r) for r in fresh}
+    after = {r.spec: _metrics(r) for r in fresh}
     changes = []
     for spec in sorted(after):
         now, then = after[spec], before.get(spec, {})

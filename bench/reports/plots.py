@@ -18,10 +18,10 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from bench.eval.schema import Result
 from bench.reports.report import Report, Store, register_report
 
 
@@ -44,7 +44,7 @@ def png(fig) -> bytes:
     return buf.getvalue()
 
 
-def curve(result: dict[str, Any], level: str) -> tuple[list[float], list[float]]:
+def curve(result: Result, level: str) -> tuple[list[float], list[float]]:
     """``(eps list, accuracy list)``: eps 0 = clean, then the worst case per Linf eps (<= 16/255)
     of ``level``, chosen as the leaderboard's headline is (``bench.reports.leaderboard.worst_entry``).
 
@@ -54,14 +54,13 @@ def curve(result: dict[str, Any], level: str) -> tuple[list[float], list[float]]
     from bench.reports.leaderboard import worst_entry
 
     worst = {}
-    for eps in sorted({e["eps"] for e in result["attacks"] if e["knowledge"] == level and e["norm"] == "linf"
-                       and e["eps"] is not None and e["eps"] <= 16}):
+    for eps in sorted({e.eps for e in result.at(level) if e.norm == "linf" and e.eps is not None and e.eps <= 16}):
         entry = worst_entry(result, level, eps) or worst_entry(result, level, eps, subsets=True)
-        worst[eps] = entry["robust_accuracy"]["mean"]
-    return [0.0, *worst], [result["clean_accuracy"]["mean"], *worst.values()]
+        worst[eps] = entry.robust
+    return [0.0, *worst], [result.clean_accuracy.mean, *worst.values()]
 
 
-def robustness_curves(results: Sequence[dict[str, Any]], title: str = "") -> bytes:
+def robustness_curves(results: Sequence[Result], title: str = "") -> bytes:
     """Robust accuracy vs Linf eps per defense, gray-box and adaptive side by side (PNG bytes)."""
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
@@ -72,7 +71,7 @@ def robustness_curves(results: Sequence[dict[str, Any]], title: str = "") -> byt
             if len(eps) > 1:
                 # 20 colours, then the same colours dashed: no two lines look alike
                 ax.plot(eps, [100 * a for a in acc], marker="o", ms=3, color=cmap(i % 20),
-                        linestyle=("-", "--", ":")[(i // 20) % 3], label=r["defense"]["spec"])
+                        linestyle=("-", "--", ":")[(i // 20) % 3], label=r.spec)
         ax.set_title(f"{level}{' (BPDA + EOT)' if level == 'adaptive' else ''}")
         ax.set_xlabel("Linf eps (/255)")
         ax.grid(alpha=0.3)
@@ -82,7 +81,7 @@ def robustness_curves(results: Sequence[dict[str, Any]], title: str = "") -> byt
     return png(fig)
 
 
-def tradeoff_scatter(results: Sequence[dict[str, Any]], title: str = "") -> bytes:
+def tradeoff_scatter(results: Sequence[Result], title: str = "") -> bytes:
     """Clean vs adaptive accuracy, one marker per defense, labelled by ``_label_points`` (PNG bytes)."""
     from bench.reports.leaderboard import headline
 
@@ -91,9 +90,8 @@ def tradeoff_scatter(results: Sequence[dict[str, Any]], title: str = "") -> byte
     rows = []
     for r in results:
         h = headline(r)
-        if h["adaptive"] is not None:
-            rows.append((r["defense"]["spec"], 100 * h["clean"], 100 * h["adaptive"],
-                         20 + 400 * min(1.0, h["defense_ms"] / 5.0)))
+        if h.adaptive is not None:
+            rows.append((r.spec, 100 * h.clean, 100 * h.adaptive, 20 + 400 * min(1.0, h.defense_ms / 5.0)))
     top = max([a for _, _, a, _ in rows], default=0.0)
     for _, clean, adaptive, size in rows:
         ax.scatter(clean, adaptive, s=size, alpha=0.6)

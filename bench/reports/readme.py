@@ -17,14 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from bench.eval.schema import Result
 from bench.reports.report import Report, Store, markers, register_report
 
 PROTOCOL = "cifar10-standard"
 
 
-def render_headline(results: list[dict[str, Any]]) -> str:
+def render_headline(results: list[Result]) -> str:
     """The README's headline block (markers included), deterministic for the same results."""
     from bench.reports.leaderboard import headline_table
     from bench.eval.protocol import load_protocol
@@ -43,7 +43,7 @@ def render_headline(results: list[dict[str, Any]]) -> str:
     return "\n".join([*lines, end])
 
 
-def _blocks() -> dict[str, Callable[[list[dict[str, Any]]], str]]:
+def _blocks() -> dict[str, Callable[[list[Result]], str]]:
     from bench.reports.claims import render as render_claims
 
     return {"headline": render_headline, "claims": render_claims}
@@ -62,7 +62,7 @@ def replace_block(text: str, name: str, block: str) -> str:
     return text[:start] + block + text[stop + len(end):]
 
 
-def rendered(text: str, results: list[dict[str, Any]]) -> str:
+def rendered(text: str, results: list[Result]) -> str:
     """``text`` with every generated block re-rendered from ``results``."""
     for name, render in _blocks().items():
         text = replace_block(text, name, render(results))

@@ -19,10 +19,11 @@ import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from bench.core.io import atomic_write_bytes
 from bench.core.registry import Registry
+from bench.eval.schema import Result
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +59,7 @@ class Store:
 
         return protocols_with_results(self.results) if self.results.is_dir() else []
 
-    def results_of(self, protocol: str) -> list[dict[str, Any]]:
+    def results_of(self, protocol: str) -> list[Result]:
         """The stored results of ``protocol`` (validated)."""
         from bench.eval.results import load_results
 

@@ -208,8 +208,8 @@ def test_the_runner_scores_a_bare_transform_on_the_protocols_base(world, tmp_pat
     path = tmp_path / "other_base.toml"
     path.write_text(text[: text.index("[[attack]]")] + '[[attack]]\nspec = "fgsm(eps=8)"\nknowledge = ["gray-box"]\n')
     result = Runner(load_protocol(str(path))).run(build_defense("identity()"))
-    assert result["defense"]["members"] == ["resnet32"] and "resnet20" not in result["provenance"]["models"]
-    assert result["clean_accuracy"]["mean"] == result["base_clean_accuracy"]  # identity() is the bare base
+    assert result.defense.members == ("resnet32",) and "resnet20" not in result.provenance.models
+    assert result.clean_accuracy.mean == result.base_clean_accuracy  # identity() is the bare base
 
 
 def test_cli_decodes_and_builds_the_database_for_a_protocol(tmp_path: Path, training) -> None:

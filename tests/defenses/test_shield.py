@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from bench.eval.schema import Result
+
 from bench.core.defense import build_defense
 from bench.core.registry import SpecError
 
@@ -53,10 +55,20 @@ def test_bad_specs(spec: str) -> None:
         build_defense(spec)
 
 
-def fake_result(spec: str, clean: float, fgsm: dict[int, float], randomized: bool = False) -> dict:
-    attacks = [{"knowledge": "gray-box", "attack": f"fgsm(eps={e})", "robust_accuracy": {"mean": a, "std": 0.0}}
-               for e, a in fgsm.items()]
-    return {"defense": {"spec": spec, "randomized": randomized}, "clean_accuracy": {"mean": clean}, "attacks": attacks}
+def gray_box(spec: str, clean: float, accs: dict[str, float], randomized: bool = False) -> Result:
+    """A stored result with gray-box entries ``{canonical attack spec: robust accuracy}``."""
+    from tests.reports.test_leaderboard import attack, make_result, typed
+
+    def entry(name: str, acc: float) -> dict:
+        if "_l2" in name:  # a minimum-norm attack
+            return attack("gray-box", name, acc, eps=None, thr=0.5)
+        return attack("gray-box", name, acc, eps=float(name.split("eps=")[1].split(")")[0].split(",")[0]))
+
+    return typed(make_result(spec, clean, [entry(n, a) for n, a in accs.items()], randomized=randomized))
+
+
+def fake_result(spec: str, clean: float, fgsm: dict[int, float], randomized: bool = False) -> Result:
+    return gray_box(spec, clean, {f"fgsm(eps={e})": a for e, a in fgsm.items()}, randomized)
 
 
 def test_report_tables_and_verdicts() -> None:
@@ -95,12 +107,10 @@ def test_eot_table_stopping_point() -> None:
 def test_table1_reads_stored_attack_names_and_checks_the_papers_claim() -> None:
     from bench.reports.shield_report import table1
 
-    def result(spec: str, accs: tuple[float, float, float, float]) -> dict:
+    def result(spec: str, accs: tuple[float, float, float, float]) -> Result:
         # results store attacks by their canonical spec, defaults left out
         names = ("cw_l2()", "deepfool_l2()", "ifgsm(eps=4)", "fgsm(eps=4)")
-        return {"defense": {"spec": spec}, "clean_accuracy": {"mean": 0.9},
-                "attacks": [{"knowledge": "gray-box", "attack": n, "robust_accuracy": {"mean": a}}
-                            for n, a in zip(names, accs)]}
+        return gray_box(spec, 0.9, dict(zip(names, accs)))
 
     paper = [result("identity()", (0.0, 0.0, 0.0, 0.1)), result("jpeg(quality=80)", (0.7, 0.6, 0.2, 0.3)),
              result("median(size=3)", (0.5, 0.5, 0.3, 0.3)), result("shield()", (0.6, 0.5, 0.4, 0.5))]
@@ -118,9 +128,8 @@ def test_table1_reads_stored_attack_names_and_checks_the_papers_claim() -> None:
 def test_table1_says_when_a_single_vaccinated_model_beats_shield() -> None:
     from bench.reports.shield_report import table1
 
-    def result(spec: str, clean: float, ifgsm: float) -> dict:
-        return {"defense": {"spec": spec}, "clean_accuracy": {"mean": clean},
-                "attacks": [{"knowledge": "gray-box", "attack": "ifgsm(eps=4)", "robust_accuracy": {"mean": ifgsm}}]}
+    def result(spec: str, clean: float, ifgsm: float) -> Result:
+        return gray_box(spec, clean, {"ifgsm(eps=4)": ifgsm})
 
     results = [result("jpeg(quality=20)", 0.75, 0.5), result("shield()", 0.86, 0.6)]
     assert "Outside the paper's table" not in table1(results)[1]
@@ -133,9 +142,8 @@ def test_table1_says_when_a_single_vaccinated_model_beats_shield() -> None:
 def test_requantization_section_names_the_knife_edge_quality() -> None:
     from bench.reports.shield_report import requantization_table
 
-    def result(q: int, cw: float) -> dict:
-        return {"defense": {"spec": f"jpeg(quality={q})"}, "clean_accuracy": {"mean": 0.85},
-                "attacks": [{"knowledge": "gray-box", "attack": "cw_l2()", "robust_accuracy": {"mean": cw}}]}
+    def result(q: int, cw: float) -> Result:
+        return gray_box(f"jpeg(quality={q})", 0.85, {"cw_l2()": cw})
 
     by_spec = {f"jpeg(quality={q})": result(q, cw) for q, cw in ((60, 0.8), (50, 0.3), (40, 0.78))}
     table, text = requantization_table(by_spec, {60: 0.08, 50: 0.31, 40: 0.06})
@@ -166,9 +174,9 @@ def test_shield_runs_as_an_ensemble_on_the_tiny_world(world, tmp_path, monkeypat
     p = dataclasses.replace(load_protocol("tiny"), attacks=(AttackPlan("fgsm(eps=8)", ("gray-box",)),
                                                             AttackPlan("pgd(eps=8, steps=2)", ("adaptive",))))
     r = Runner(p).run(build_defense("shield(qualities=(20, 80))"))
-    assert r["defense"]["members"] == ["resnet20-vacc-q20", "resnet20-vacc-q80"] and r["defense"]["vote"] == "majority"
-    assert r["draws"] == 2 and r["attacks"][1]["eot"] == 2
-    assert r["clean_accuracy"]["mean"] > 0.5
+    assert r.defense.members == ("resnet20-vacc-q20", "resnet20-vacc-q80") and r.defense.vote == "majority"
+    assert r.draws == 2 and r.attacks[1].eot == 2
+    assert r.clean_accuracy.mean > 0.5
 
 
 def test_committed_shield_report_matches_its_stored_results(tmp_path, monkeypatch, capsys) -> None:

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import shlex
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,9 +17,9 @@ SPLIT_PLANS = (("fgsm(eps=8)", ("gray-box", "transfer")), ("pgd(eps=8, steps=3)"
                ("deepfool_l2(steps=10)", ("gray-box",)))
 
 
-def _strip(result: dict) -> dict:
-    """A result without what legitimately differs between runs (timings, provenance)."""
-    r = json.loads(json.dumps(result))
+def _strip(result: Any) -> dict:
+    """A result (typed, or as stored) without what legitimately differs between runs (timings, provenance)."""
+    r = json.loads(json.dumps(result.to_json() if hasattr(result, "to_json") else result))
     r.pop("provenance")
     r.pop("cost")
     for a in r["attacks"]:
@@ -73,7 +74,7 @@ def test_split_runs_merge_to_the_unsplit_result(world: dict[str, Path], tmp_path
     again = partial_from_json(json.loads(json.dumps(partial_to_json(partials[3]))), "x")
     assert np.array_equal(again.attacks[0].l2, partials[3].attacks[0].l2)
     merged = merge_partials(p, loaded)
-    assert len(merged) == 1 and merged[0]["provenance"]["jobs"] == 6
+    assert len(merged) == 1 and merged[0].provenance.jobs == 6
     assert _strip(merged[0]) == _strip(whole)
     assert _strip(result_from_partials(p, loaded + loaded[:2])) == _strip(whole)  # a job run twice counts once
 
@@ -88,8 +89,8 @@ def test_split_runs_merge_to_the_unsplit_result(world: dict[str, Path], tmp_path
     with pytest.raises(MergeError, match="another version of protocol"):
         result_from_partials(dataclasses.replace(p, draws=3), loaded)  # a scoring field: another identity
     edited = result_from_partials(dataclasses.replace(p, sha256="0" * 64), loaded)  # other bytes, same identity
-    assert edited["protocol"]["identity"] == whole["protocol"]["identity"]
-    assert _strip({**edited, "protocol": None}) == _strip({**whole, "protocol": None})
+    assert edited.protocol.identity == whole.protocol.identity
+    assert _strip(edited.to_json() | {"protocol": None}) == _strip(whole.to_json() | {"protocol": None})
     broken = tmp_path / "partials" / p.name / "broken.json"
     broken.write_text('{"kind": "shieldbench-partial", "schema": 1}')
     with pytest.raises(MergeError, match="broken.json: not a valid partial"):
@@ -147,8 +148,8 @@ def test_partials_merge_across_a_comment_edit_of_the_protocol_but_not_an_attack_
     edited = parse_protocol(path)
     assert edited.sha256 != p.sha256 and edited.identity == p.identity
     again = result_from_partials(edited, partials)
-    assert again["protocol"] == edited.header() and whole["protocol"] == p.header()  # the file merged under
-    assert _strip({**again, "protocol": None}) == _strip({**whole, "protocol": None})
+    assert again.protocol.to_json() == edited.header() and whole.protocol.to_json() == p.header()  # the file merged under
+    assert _strip(again.to_json() | {"protocol": None}) == _strip(whole.to_json() | {"protocol": None})
     with pytest.raises(MergeError, match=f"another version of protocol {name} \\(sha256"):
         result_from_partials(edited, before_ids)  # no identity: only the same bytes match (migrate it first)
 

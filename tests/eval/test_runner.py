@@ -10,9 +10,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from bench.eval.schema import AttackEntry, Result
+
 
 @pytest.fixture(scope="session")
-def identity_result(world_files: dict[str, Path]) -> dict:
+def identity_result(world_files: dict[str, Path]) -> Result:
     from tests.bench_world import use_world
 
     mp = pytest.MonkeyPatch()
@@ -27,31 +29,31 @@ def identity_result(world_files: dict[str, Path]) -> dict:
         mp.undo()
 
 
-def entry(result: dict, knowledge: str, attack: str) -> dict:
-    return next(a for a in result["attacks"] if a["knowledge"] == knowledge and a["attack"] == attack)
+def entry(result: Result, knowledge: str, attack: str) -> AttackEntry:
+    return next(a for a in result.attacks if a.knowledge == knowledge and a.attack == attack)
 
 
-def test_identity_result_is_valid_and_sane(identity_result: dict) -> None:
+def test_identity_result_is_valid_and_sane(identity_result: Result) -> None:
     from bench.eval.results import validate_result
 
-    validate_result(identity_result, "identity")
+    assert validate_result(identity_result.to_json(), "identity") == identity_result
     r = identity_result
-    assert r["clean_accuracy"]["mean"] >= 0.8  # the tiny models learned the task
-    assert r["clean_accuracy"]["mean"] == pytest.approx(r["base_clean_accuracy"])
-    assert r["draws"] == 1 and not r["defense"]["randomized"]
+    assert r.clean_accuracy.mean >= 0.8  # the tiny models learned the task
+    assert r.clean_accuracy.mean == pytest.approx(r.base_clean_accuracy)
+    assert r.draws == 1 and not r.randomized
     # sanity: PGD at 8/255 takes the undefended base model to about 0%
-    assert entry(r, "gray-box", "pgd(eps=8, steps=5)")["robust_accuracy"]["mean"] <= 0.1
+    assert entry(r, "gray-box", "pgd(eps=8, steps=5)").robust <= 0.1
     # no defense eliminates nothing
-    assert entry(r, "gray-box", "fgsm(eps=8)")["eliminated"] == 0.0
+    assert entry(r, "gray-box", "fgsm(eps=8)").eliminated == 0.0
     # sanity: transfer success <= gray-box success on the base model
     for spec in ("fgsm(eps=8)", "pgd(eps=8, steps=5)"):
         gray, transfer = entry(r, "gray-box", spec), entry(r, "transfer", spec)
-        assert transfer["robust_accuracy"]["mean"] >= gray["robust_accuracy"]["mean"] - 0.05
+        assert transfer.robust >= gray.robust - 0.05
     pgd = entry(r, "gray-box", "pgd(eps=8, steps=5)")
-    assert pgd["perturbation"]["linf"] <= 8.0 + 1e-3
+    assert pgd.perturbation.linf <= 8.0 + 1e-3
     df = entry(r, "gray-box", "deepfool_l2(steps=10)")
-    assert df["n"] == 20 and df["l2_threshold"] == 0.5 and df["eps"] is None
-    assert {p["knowledge"] for p in r["attacks"]} == {"gray-box", "transfer", "adaptive"}
+    assert df.n == 20 and df.l2_threshold == 0.5 and df.eps is None
+    assert {p.knowledge for p in r.attacks} == {"gray-box", "transfer", "adaptive"}
 
 
 def test_bpda_through_identity_equals_plain_pgd(world: dict[str, Path]) -> None:
@@ -96,9 +98,9 @@ def test_jpeg_defense_more_steps_do_not_help_the_defense(world: dict[str, Path])
     plans = (AttackPlan("pgd(eps=8, steps=3)", ("adaptive",)), AttackPlan("pgd(eps=8, steps=12)", ("adaptive",)))
     runner = Runner(dataclasses.replace(p, attacks=plans))
     r = runner.run(build_defense("jpeg(quality=50)"))
-    few, many = (entry(r, "adaptive", a.spec)["robust_accuracy"]["mean"] for a in plans)
+    few, many = (entry(r, "adaptive", a.spec).robust for a in plans)
     assert many <= few + 0.05
-    assert r["clean_accuracy"]["mean"] >= 0.7
+    assert r.clean_accuracy.mean >= 0.7
 
 
 def test_randomized_defense_uses_draws_and_eot(world: dict[str, Path]) -> None:
@@ -111,12 +113,12 @@ def test_randomized_defense_uses_draws_and_eot(world: dict[str, Path]) -> None:
     p = dataclasses.replace(load_protocol("tiny"), attacks=(AttackPlan("pgd(eps=8, steps=3)", ("adaptive",)),
                                                             AttackPlan("pgd(eps=8, steps=2)", ("adaptive",), 4, eot=3)))
     r = Runner(p).run(build_defense("slq()"))
-    assert r["defense"]["randomized"] and r["draws"] == 2 and len(r["clean_accuracy"]["draws"]) == 2
-    assert [a["eot"] for a in r["attacks"]] == [2, 3]  # the protocol's K, then the attack's own
-    assert Runner(p).run(build_defense("identity()"))["attacks"][1]["eot"] == 1  # deterministic: no EOT
+    assert r.randomized and r.draws == 2 and len(r.clean_accuracy.draws) == 2
+    assert [a.eot for a in r.attacks] == [2, 3]  # the protocol's K, then the attack's own
+    assert Runner(p).run(build_defense("identity()")).attacks[1].eot == 1  # deterministic: no EOT
     again = Runner(p).run(build_defense("slq()"))  # same seed -> same numbers
-    assert again["clean_accuracy"] == r["clean_accuracy"]
-    assert again["attacks"][0]["robust_accuracy"] == r["attacks"][0]["robust_accuracy"]
+    assert again.clean_accuracy == r.clean_accuracy
+    assert again.attacks[0].robust_accuracy == r.attacks[0].robust_accuracy
 
 
 def test_draws_are_scored_in_one_call_with_the_documented_keys(world: dict[str, Path]) -> None:
@@ -163,8 +165,8 @@ def test_attack_once_defend_many_and_damaged_cache(world: dict[str, Path], monke
     files[0].write_bytes(files[0].read_bytes()[:100])  # truncate one batch: it is recomputed, not trusted
     third = Runner(p).run(build_defense("identity()"))
     assert len(calls) == 3
-    assert third["attacks"][0]["robust_accuracy"] == first["attacks"][0]["robust_accuracy"]
-    assert second["attacks"][0]["eliminated"] is not None
+    assert third.attacks[0].robust_accuracy == first.attacks[0].robust_accuracy
+    assert second.attacks[0].eliminated is not None
 
 
 def test_missing_transfer_source_is_skipped_not_fatal(world: dict[str, Path], monkeypatch) -> None:
@@ -177,8 +179,8 @@ def test_missing_transfer_source_is_skipped_not_fatal(world: dict[str, Path], mo
     p = dataclasses.replace(load_protocol("tiny"), source="resnet56",
                             attacks=(AttackPlan("fgsm(eps=8)", ("gray-box", "transfer")),))
     r = Runner(p).run(build_defense("identity()"))
-    assert [s["knowledge"] for s in r["skipped"]] == ["transfer"] and "resnet56" in r["skipped"][0]["reason"]
-    assert [a["knowledge"] for a in r["attacks"]] == ["gray-box"]
+    assert [s.knowledge for s in r.skipped] == ["transfer"] and "resnet56" in r.skipped[0].reason
+    assert [a.knowledge for a in r.attacks] == ["gray-box"]
 
 
 @pytest.mark.slow
@@ -191,7 +193,7 @@ def test_smoke_protocol_on_real_data_with_the_zoo_model(real_data: Path, real_ca
         pytest.skip("the zoo has no resnet20 yet")
     r = Runner(load_protocol("cifar10-smoke"), data=str(real_data)).run(build_defense("jpeg(quality=75)"))
     validate_result(r, "smoke")
-    assert r["clean_accuracy"]["mean"] >= 0.8
-    gray = entry(r, "gray-box", "pgd(eps=8, steps=10)")["robust_accuracy"]["mean"]
-    adaptive = entry(r, "adaptive", "pgd(eps=8, steps=10)")["robust_accuracy"]["mean"]
+    assert r.clean_accuracy.mean >= 0.8
+    gray = entry(r, "gray-box", "pgd(eps=8, steps=10)").robust
+    adaptive = entry(r, "adaptive", "pgd(eps=8, steps=10)").robust
     assert adaptive <= gray + 0.05  # the adaptive attack is at least as strong as gray-box

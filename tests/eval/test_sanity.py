@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from bench.eval.sanity import sanity_flags
+from bench.eval.schema import Result
+from tests.reports.test_leaderboard import attack, make_result
 
 
-def e(knowledge: str, attack: str, acc: float, eps: float, n: int = 1000, eot: int = 1) -> dict:
-    name = attack.split("(")[0]
-    return {"knowledge": knowledge, "attack": attack, "name": name, "norm": "linf", "eps": eps, "n": n,
-            "robust_accuracy": {"mean": acc}, "eot": eot}
+def e(knowledge: str, spec: str, acc: float, eps: float, n: int = 1000, eot: int = 1) -> dict:
+    return {**attack(knowledge, spec, acc, eps=eps), "n": n, "eot": eot}
 
 
-def row(*entries: dict) -> dict:
-    return {"attacks": list(entries)}
+def row(*entries: dict) -> Result:
+    return Result.from_json(make_result("x()", attacks=list(entries)), "a test row")
 
 
 def test_no_flags_for_a_consistent_row() -> None:

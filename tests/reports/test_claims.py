@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from bench.eval.schema import Result
 from bench.reports.claims import BEGIN, CLAIMS, END, render
+from tests.reports.test_leaderboard import attack as stored_entry
+from tests.reports.test_leaderboard import make_result
 
 DF, CW = "deepfool_l2(steps=50)", "cw_l2(steps=100, binary_search_steps=5)"
 
@@ -11,13 +14,15 @@ def entry(level: str, attack: str, acc: float, eliminated: float | None = None, 
     """An attack entry as results store it: the spec in canonical form (defaults left out)."""
     from attacks import build_attack
 
-    return {"knowledge": level, "attack": repr(build_attack(attack)), "name": attack.split("(")[0], "eot": eot,
-            "robust_accuracy": {"mean": acc, "std": 0.0}, "eliminated": eliminated}
+    spec = repr(build_attack(attack))
+    linf = "l2" not in spec
+    return {**stored_entry(level, spec, acc, eps=8.0 if linf else None, thr=None if linf else 0.5, eliminated=eliminated),
+            "eot": eot}
 
 
-def result(spec: str, attacks: list[dict], clean: float = 0.88, base: float = 0.88) -> dict:
-    return {"defense": {"spec": spec, "randomized": False}, "clean_accuracy": {"mean": clean},
-            "base_clean_accuracy": base, "attacks": attacks}
+
+def result(spec: str, attacks: list[dict], clean: float = 0.88, base: float = 0.88) -> Result:
+    return Result.from_json({**make_result(spec, clean, attacks), "base_clean_accuracy": base}, "a test result")
 
 
 def rows(md: str) -> dict[str, list[str]]:
