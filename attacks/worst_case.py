@@ -25,7 +25,7 @@ ensemble costs nothing more. That the last allowed round still broke images is a
 through ``bench.eval.adaptive``, which adds the surrogates, the cache, and for randomized defenses
 survivor selection under fresh scoring draws.
 
-Departures from AutoAttack: the stages are the protocol's choice (``cifar10-standard`` keeps the
+Departures from AutoAttack: the stages are the protocol's choice (``cifar10-standard-v2`` keeps the
 v1 PGD-50 first, so the v2 worst case can only be lower), and the ensemble runs through every
 declared surrogate of the defense, as BPDA evaluations must.
 """

@@ -14,7 +14,9 @@ shards concatenate (``concat``), so a protocol split into jobs (defense x attack
   attacked only if it succeeded on the crafting model with L2 <= the protocol's
   ``l2_threshold`` (otherwise the clean image is scored) -- the runner applies that rule
   before scoring;
-* **attack success**: Foolbox's success rate on the crafting model (or defended pipeline);
+* **attack success**: the attack's own success rate on the crafting model (or defended pipeline):
+  Foolbox's success mask for Foolbox attacks, the misclassification APGD, Square and the
+  worst-case ensemble report for theirs;
 * **eliminated**: among images the bare base model classifies correctly when clean and wrongly
   when attacked, the fraction the defended classifier gets right (gray-box and transfer);
 * **perturbation**: medians of Linf (in /255), L2 and RMS = L2/sqrt(D) over the successful
@@ -110,7 +112,7 @@ class AttackRecords:
             l2_threshold), copied into the result as they are.
         dim: number of values per image, D (for the RMS perturbation).
         positions: int ``[n]``, positions in the protocol's index set.
-        success: bool ``[n]``, Foolbox's success mask on the crafting model or pipeline.
+        success: bool ``[n]``, the attack's success mask on the crafting model or pipeline.
         l2: float64 ``[n]``, L2 norm of ``x_adv - x`` (pixel values in [0, 1]).
         linf: float64 ``[n]``, Linf norm of ``x_adv - x`` (pixel values in [0, 1]).
         correct: bool ``[R, n]``, the defended classifier is right on the scored image.
