@@ -129,7 +129,7 @@ def _score(protocol_name, defenses, console, *, data=None, cache=None, command=N
                 result = runner.records(d, *job)
                 if extra:
                     result.provenance.update(extra)
-                skipped = [(s["knowledge"], s["reason"]) for s in result.skipped]
+                skipped = [(s.knowledge.value, s.reason) for s in result.skipped]
             else:
                 result = runner.run(d)
                 if extra:  # the files it was scored with (bench.eval.schema.Provenance)
@@ -257,7 +257,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
     root = partials_dir(args.partials)
     partials = load_partials(root, protocol.name)
     if args.defense:
-        partials = [p for p in partials if p.header["defense"]["spec"] in set(args.defense)]
+        partials = [p for p in partials if p.header.defense.spec in set(args.defense)]
     if not partials:
         raise ValueError(f"no partial results of protocol {protocol.name!r} under {root}"
                          + (f" for {args.defense}" if args.defense else ""))

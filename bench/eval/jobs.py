@@ -21,15 +21,17 @@ import dataclasses
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bench.core.io import atomic_write_json, cache_root, shell_join
-from bench.eval.metrics import AttackRecords, CleanRecords, Stage, outcome_string, parse_outcomes
+from bench.eval.metrics import AttackInfo, AttackRecords, CleanRecords, Stage, outcome_string, parse_outcomes
 from bench.eval.protocol import Protocol
 from bench.eval.results import KNOWLEDGE_LEVELS, result_filename
+from bench.eval.schema import DataRef, DefenseRef, ProtocolRef, ResultsError, Skip, read_json
 
 PARTIAL_KIND = "shieldbench-partial"
 PARTIAL_SCHEMA = 1
@@ -98,17 +100,44 @@ class Selection:
 
 
 @dataclasses.dataclass(frozen=True)
+class PartialHeader:
+    """The context a job's records must be merged in: partials merge only when all but the
+    protocol agree (the protocol is matched by identity, ``bench.eval.protocol.same_protocol``)."""
+
+    protocol: ProtocolRef
+    defense: DefenseRef
+    data: DataRef
+    seed: int
+    draws: int
+    versions: Mapping[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"protocol": self.protocol.to_json(), "defense": self.defense.to_json(), "data": self.data.to_json(),
+                "seed": self.seed, "draws": self.draws, "versions": dict(self.versions)}
+
+    @staticmethod
+    def from_json(d: dict[str, Any], where: str) -> PartialHeader:
+        """Reads the header keys of a partial file (``ResultsError`` naming ``where`` and the key)."""
+        if not isinstance(d.get("seed"), int) or not isinstance(d.get("draws"), int) or not isinstance(
+                d.get("versions"), dict):
+            raise ValueError("seed and draws must be integers and versions an object")
+        return PartialHeader(read_json(ProtocolRef, d.get("protocol"), where, "protocol"),
+                             read_json(DefenseRef, d.get("defense"), where, "defense"),
+                             read_json(DataRef, d.get("data"), where, "data"), d["seed"], d["draws"], d["versions"])
+
+
+@dataclasses.dataclass(frozen=True)
 class Partial:
     """What one job found: per-image records plus the context they must be merged in."""
 
-    header: dict[str, Any]  # protocol, defense, data, seed, draws, versions
+    header: PartialHeader
     shard: Shard
     selection: Selection
     clean: CleanRecords
     attacks: list[AttackRecords]
-    skipped: list[dict[str, Any]]
+    skipped: tuple[Skip, ...]
     cost_ms: float
-    provenance: dict[str, Any]  # models, wall_time_s, created, command
+    provenance: dict[str, Any]  # models, wall_time_s, created, command, code
     source: str = "(in memory)"
 
 
@@ -126,17 +155,17 @@ def _unbits(s: str, shape: tuple[int, ...]) -> np.ndarray:
 def partial_to_json(p: Partial) -> dict[str, Any]:
     """A JSON-able dict holding ``p`` exactly (floats as float64 reprs, booleans as bit strings)."""
     def attack(r: AttackRecords) -> dict[str, Any]:
-        return {"info": r.info, "dim": r.dim, "positions": r.positions.tolist(), "success": _bits(r.success),
+        return {"info": r.info.to_json(), "dim": r.dim, "positions": r.positions.tolist(), "success": _bits(r.success),
                 "l2": r.l2.tolist(), "linf": r.linf.tolist(), "correct": [_bits(row) for row in r.correct],
                 "base_fooled": None if r.base_fooled is None else _bits(r.base_fooled), "seconds": r.seconds,
                 **({} if r.outcome is None else {"outcome": outcome_string(r.outcome),
                                                  "stages": [st.to_json() for st in r.stages]})}
 
-    return {"kind": PARTIAL_KIND, "schema": PARTIAL_SCHEMA, **p.header, "shard": [p.shard.index, p.shard.count],
+    return {"kind": PARTIAL_KIND, "schema": PARTIAL_SCHEMA, **p.header.to_json(), "shard": [p.shard.index, p.shard.count],
             "selection": {"attacks": list(p.selection.attacks), "knowledge": list(p.selection.knowledge)},
             "clean": {"positions": p.clean.positions.tolist(), "correct": [_bits(r) for r in p.clean.correct],
                       "base_correct": _bits(p.clean.base_correct)},
-            "attacks": [attack(r) for r in p.attacks], "skipped": p.skipped, "cost_ms": p.cost_ms,
+            "attacks": [attack(r) for r in p.attacks], "skipped": [s.to_json() for s in p.skipped], "cost_ms": p.cost_ms,
             "provenance": p.provenance}
 
 
@@ -149,7 +178,7 @@ def partial_from_json(d: dict[str, Any], source: str) -> Partial:
 
         def attack(a: dict[str, Any]) -> AttackRecords:
             n = len(a["positions"])
-            return AttackRecords(a["info"], int(a["dim"]), np.asarray(a["positions"], np.int64).reshape(n),
+            return AttackRecords(AttackInfo.from_json(a["info"]), int(a["dim"]), np.asarray(a["positions"], np.int64).reshape(n),
                                  _unbits(a["success"], (n,)), np.asarray(a["l2"], np.float64).reshape(n),
                                  np.asarray(a["linf"], np.float64).reshape(n), _rows(a["correct"], draws, n),
                                  None if a["base_fooled"] is None else _unbits(a["base_fooled"], (n,)),
@@ -160,11 +189,13 @@ def partial_from_json(d: dict[str, Any], source: str) -> Partial:
         n = len(c["positions"])
         clean = CleanRecords(np.asarray(c["positions"], np.int64).reshape(n), _rows(c["correct"], draws, n),
                              _unbits(c["base_correct"], (n,)))
-        header = {k: d[k] for k in ("protocol", "defense", "data", "seed", "draws", "versions")}
+        header = PartialHeader.from_json(d, source)
         sel = d["selection"]
+        skipped = tuple(read_json(Skip, s, source, f"skipped[{i}]") for i, s in enumerate(d["skipped"]))
         return Partial(header, Shard(*d["shard"]), Selection(tuple(sel["attacks"]), tuple(sel["knowledge"])), clean,
-                       [attack(a) for a in d["attacks"]], list(d["skipped"]), float(d["cost_ms"]),
-                       dict(d["provenance"]), source)
+                       [attack(a) for a in d["attacks"]], skipped, float(d["cost_ms"]), dict(d["provenance"]), source)
+    except ResultsError as e:
+        raise MergeError(f"not a valid partial result: {e}") from None
     except (KeyError, TypeError, ValueError) as e:
         raise MergeError(f"{source}: not a valid partial result ({type(e).__name__}: {e})") from None
 
@@ -189,9 +220,9 @@ def partials_dir(root: str | Path | None = None) -> Path:
 
 
 def partial_path(root: Path, p: Partial) -> Path:
-    slug = result_filename(p.header["defense"]["spec"])[: -len(".json")]
+    slug = result_filename(p.header.defense.spec)[: -len(".json")]
     tag = f"-{p.selection.tag}" if p.selection.tag else ""
-    return Path(root) / p.header["protocol"]["name"] / slug / f"shard-{p.shard.index}-of-{p.shard.count}{tag}.json"
+    return Path(root) / p.header.protocol.name / slug / f"shard-{p.shard.index}-of-{p.shard.count}{tag}.json"
 
 
 def save_partial(root: Path, p: Partial) -> Path:

@@ -10,18 +10,19 @@ with another protocol identity (bench.eval.protocol), data, seed, draw count or 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from attacks.specs import build_attack
-from bench.eval.jobs import MergeError, Partial
+from bench.eval.jobs import MergeError, Partial, PartialHeader
 from bench.eval.metrics import (COST_BATCH, AttackRecords, CleanRecords, attack_metrics, clean_metrics, concat_attack,
                            concat_clean, select)
 from bench.eval.protocol import Protocol, fingerprint, same_protocol
 from bench.eval.results import KNOWLEDGE_LEVELS, SCHEMA_VERSION, pack_correct
-from bench.eval.schema import Result
+from bench.eval.schema import Result, Skip
 
 _PROVENANCE = ("models", "wall_time_s", "created", "command")
 
@@ -72,17 +73,16 @@ def _combine(chunks: list[tuple[Any, str]], canonical: np.ndarray, what: str) ->
     return select(merged, np.argsort([rank[int(p)] for p in merged.positions], kind="stable"))
 
 
-def _consistent_header(partials: Sequence[Partial]) -> dict[str, Any]:
+def _consistent_header(partials: Sequence[Partial]) -> PartialHeader:
     """The partials' shared header; the protocol part is checked apart (``same_protocol``), so
     jobs run before and after a comment edit of the protocol file merge."""
     first = partials[0]
     for p in partials[1:]:
-        for key, value in first.header.items():
-            if key == "protocol":
-                continue
-            if p.header.get(key) != value:
-                raise MergeError(f"{p.source} and {first.source} differ in {key!r} "
-                                 f"({p.header.get(key)!r} vs {value!r}): they cannot be merged")
+        for f in dataclasses.fields(PartialHeader):
+            value, other = getattr(first.header, f.name), getattr(p.header, f.name)
+            if f.name != "protocol" and other != value:
+                raise MergeError(f"{p.source} and {first.source} differ in {f.name!r} "
+                                 f"({other!r} vs {value!r}): they cannot be merged")
     return first.header
 
 
@@ -95,17 +95,17 @@ def result_from_partials(protocol: Protocol, partials: Sequence[Partial]) -> Res
     if not partials:
         raise MergeError(f"no partial results to merge for protocol {protocol.name}")
     header = _consistent_header(partials)
-    spec = header["defense"]["spec"]
+    spec = header.defense.spec
     for p in partials:
-        if not same_protocol(p.header["protocol"], protocol):
-            kind, was = fingerprint(p.header["protocol"])
+        if not same_protocol(p.header.protocol.to_json(), protocol):
+            kind, was = fingerprint(p.header.protocol.to_json())
             raise MergeError(f"{p.source}: made with another version of protocol {protocol.name} "
                              f"({kind} {was[:12]}, the file here has {kind} {protocol.header()[kind][:12]})")
     clean = _combine([(p.clean, p.source) for p in partials], np.arange(protocol.n), f"{spec}: clean images")
-    skipped: dict[str, dict[str, Any]] = {}
+    skipped: dict[str, Skip] = {}
     for p in partials:
         for s in p.skipped:
-            skipped.setdefault(s["knowledge"], s)
+            skipped.setdefault(s.knowledge.value, s)
     entries, expected = [], set()
     for level in KNOWLEDGE_LEVELS:
         for plan in protocol.attacks_at(level):
@@ -114,11 +114,11 @@ def result_from_partials(protocol: Protocol, partials: Sequence[Partial]) -> Res
             chunks = [(r, p.source) for p in partials for r in p.attacks if r.key == key]
             if level in skipped:
                 if chunks:
-                    raise MergeError(f"{spec}: {level} was skipped by one job ({skipped[level]['reason']}) "
+                    raise MergeError(f"{spec}: {level} was skipped by one job ({skipped[level].reason}) "
                                      f"but run by {chunks[0][1]}")
                 continue
             rec = _combine(chunks, protocol.positions(plan), f"{spec}: {level} {key[1]}")
-            entries.append({**rec.info, **attack_metrics(rec), "correct": pack_correct(rec.correct)})
+            entries.append({**rec.info.to_json(), **attack_metrics(rec), "correct": pack_correct(rec.correct)})
     extra = {r.key for p in partials for r in p.attacks} - expected
     if extra:
         raise MergeError(f"{spec}: partials hold attacks the protocol does not have: {sorted(extra)}")
@@ -129,15 +129,15 @@ def result_from_partials(protocol: Protocol, partials: Sequence[Partial]) -> Res
                 raise MergeError(f"{p.source}: model {name} has weights {sha[:12]}, another partial {models[name][:12]}")
     first = partials[0].provenance
     provenance = {k: v for k, v in first.items() if k not in _PROVENANCE}
-    provenance.update(versions=header["versions"], models=dict(sorted(models.items())),
+    provenance.update(versions=dict(header.versions), models=dict(sorted(models.items())),
                       wall_time_s=float(sum(p.provenance["wall_time_s"] for p in partials)),
                       created=max(p.provenance["created"] for p in partials), command=first["command"],
                       jobs=len(partials))
     return Result.from_json({
-        "schema": SCHEMA_VERSION, "protocol": protocol.header(), "defense": header["defense"], "data": header["data"],
-        "seed": header["seed"], "draws": header["draws"], **clean_metrics(clean),
+        "schema": SCHEMA_VERSION, "protocol": protocol.header(), "defense": header.defense.to_json(),
+        "data": header.data.to_json(), "seed": header.seed, "draws": header.draws, **clean_metrics(clean),
         "clean_correct": pack_correct(clean.correct), "attacks": entries,
-        "skipped": [skipped[k] for k in KNOWLEDGE_LEVELS if k in skipped],
+        "skipped": [skipped[k].to_json() for k in KNOWLEDGE_LEVELS if k in skipped],
         "cost": {"defense_ms_per_image": float(np.median([p.cost_ms for p in partials])), "batch": COST_BATCH},
         "provenance": provenance,
     }, f"the merged result of {spec!r} under {protocol.name!r}")
@@ -147,5 +147,5 @@ def merge_partials(protocol: Protocol, partials: Sequence[Partial]) -> list[Resu
     """Results of every defense that has partials, sorted by defense spec."""
     by_spec: dict[str, list[Partial]] = {}
     for p in partials:
-        by_spec.setdefault(p.header["defense"]["spec"], []).append(p)
+        by_spec.setdefault(p.header.defense.spec, []).append(p)
     return [result_from_partials(protocol, by_spec[s]) for s in sorted(by_spec)]

@@ -104,12 +104,44 @@ def parse_outcomes(text: str) -> np.ndarray:
 
 
 @dataclasses.dataclass(frozen=True)
+class AttackInfo:
+    """What an attack entry is, copied into the result as it is (``bench.eval.schema.AttackEntry``).
+
+    Attributes:
+        knowledge: the level it ran at (``bench.eval.knowledge``).
+        attack: its canonical spec; ``name``: the spec's name (``pgd``).
+        norm: ``linf`` or ``l2``; ``eps``: the Linf budget in /255, None for minimum-norm attacks.
+        source: the model it was crafted on (the defense's spec for adaptive attacks).
+        eot: EOT samples per gradient.
+        l2_threshold: for minimum-norm attacks, the L2 up to which an example counts as attacked.
+    """
+
+    knowledge: str
+    attack: str
+    name: str
+    norm: str
+    eps: float | None
+    source: str
+    eot: int
+    l2_threshold: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> AttackInfo:
+        """Reads a stored ``info`` object (``KeyError``/``TypeError`` on a malformed one)."""
+        if set(d) != {f.name for f in dataclasses.fields(AttackInfo)}:
+            raise KeyError(f"attack info keys {sorted(d)}")
+        return AttackInfo(**d)
+
+
+@dataclasses.dataclass(frozen=True)
 class AttackRecords:
     """Per-image outcomes of one attack at one knowledge level.
 
     Attributes:
-        info: the entry's descriptive fields (knowledge, attack, name, norm, eps, source, eot,
-            l2_threshold), copied into the result as they are.
+        info: what the attack is (``AttackInfo``), copied into the result as it is.
         dim: number of values per image, D (for the RMS perturbation).
         positions: int ``[n]``, positions in the protocol's index set.
         success: bool ``[n]``, the attack's success mask on the crafting model or pipeline.
@@ -123,7 +155,7 @@ class AttackRecords:
         stages: for a worst-case ensemble, one ``Stage`` per stage run, else empty.
     """
 
-    info: dict[str, Any]
+    info: AttackInfo
     dim: int
     positions: np.ndarray
     success: np.ndarray
@@ -138,7 +170,7 @@ class AttackRecords:
     @property
     def key(self) -> tuple[str, str]:
         """``(knowledge, attack spec)``: what identifies the entry in a result."""
-        return self.info["knowledge"], self.info["attack"]
+        return self.info.knowledge, self.info.attack
 
 
 def draw_stats(per_draw: np.ndarray) -> dict[str, Any]:

@@ -50,11 +50,12 @@ from bench.eval.cache import AdversarialCache, CachedBatch
 from bench.core.data import TrainingData, load_dataset, subset_indices, use_training_data
 from bench.core.defense import DefendedBatchError, DefendedClassifier, Defense
 from bench.core.io import sha256_bytes
-from bench.eval.jobs import Partial, Selection, Shard
-from bench.eval.metrics import COST_BATCH, AttackRecords, CleanRecords
+from bench.eval.jobs import Partial, PartialHeader, Selection, Shard
+from bench.eval.metrics import COST_BATCH, AttackInfo, AttackRecords, CleanRecords
 from bench.eval.protocol import AttackPlan, Protocol
 from bench.eval.results import KNOWLEDGE_LEVELS
-from bench.eval.schema import Result
+from bench.eval.knowledge import Knowledge
+from bench.eval.schema import DataRef, DefenseRef, ProtocolRef, Result, Skip, read_json
 from bench.zoo.store import ZooModel, list_models, load_model
 
 
@@ -319,21 +320,20 @@ class Runner:
                 if p.source not in list_models():
                     # Stable text: no "did you mean" list that changes as the zoo grows. A source model
                     # that is in the zoo but damaged raises below instead of being skipped.
-                    skipped.append({"knowledge": level, "reason": f"source model {p.source!r} is not in the zoo"})
+                    skipped.append(Skip(Knowledge(level), f"source model {p.source!r} is not in the zoo"))
                     continue
                 models[p.source] = self.model(p.source).card["weights_sha256"]
             for plan in plans:
                 records.append(self._attack_records(level, plan, defense, clf, draws, shard))
-        header = {"protocol": p.header(),
-                  "defense": {"spec": defense.spec, "randomized": defense.randomized,
-                              "members": list(defense.members), "vote": defense.vote},
-                  "data": self.data_info, "seed": p.seed, "draws": draws, "versions": self.versions}
+        header = PartialHeader(read_json(ProtocolRef, p.header(), p.name),
+                               DefenseRef(defense.spec, defense.randomized, tuple(defense.members), defense.vote),
+                               DataRef(**self.data_info), p.seed, draws, self.versions)
         provenance = {"models": dict(sorted(models.items())), "wall_time_s": time.perf_counter() - t_start,
                       # what the numbers depend on besides the protocol: `check` reports a change plainly
                       "code": {"defense": self.defense_code(defense), "attacks": code_sha256([_ROOT / "attacks"])},
                       "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                       "command": self.command}
-        return Partial(header, shard, selection, clean, records, skipped, self.defense_cost_ms(clf), provenance)
+        return Partial(header, shard, selection, clean, records, tuple(skipped), self.defense_cost_ms(clf), provenance)
 
     def attack_code(self, attack: Attack) -> str:
         """Hash of the code an attack runs: the attack base and target modules, the module defining
@@ -422,8 +422,7 @@ class Runner:
         fooled = None
         if level != "adaptive":
             fooled = self.base_clean()[pos] & ~self.base_correct(p.base, x_adv, y)
-        info = {"knowledge": level, "attack": repr(attack), "name": attack.spec_name, "norm": attack.norm,
-                "eps": None if attack.minimum_norm else float(attack.eps), "source": c.source, "eot": c.eot,
-                "l2_threshold": thr}
+        info = AttackInfo(level, repr(attack), attack.spec_name, attack.norm,
+                          None if attack.minimum_norm else float(attack.eps), c.source, c.eot, thr)
         return AttackRecords(info, dim, pos, success, l2, np.abs(delta).max(axis=1, initial=0.0), correct, fooled,
                              c.seconds, c.outcome, c.stages)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 import numpy as np
 
@@ -40,6 +40,7 @@ from bench.eval.knowledge import LEVELS, Knowledge
 SCHEMA_VERSION = 1
 NORMS: tuple[str, ...] = ("linf", "l2")
 
+_T = TypeVar("_T")
 _PROTOCOL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX = re.compile(r"[0-9a-f]*")
@@ -132,6 +133,12 @@ class _Reader:
 
 def _tuple(v: list[Any] | None) -> tuple[Any, ...] | None:
     return None if v is None else tuple(v)
+
+
+def read_json(cls: type[_T], d: Any, where: str, path: str = "") -> _T:
+    """One part of a result (``ProtocolRef``, ``DefenseRef``, ``DataRef``, ``Skip``, ...) read
+    from its JSON object, validated; errors name ``where`` and ``path``."""
+    return cls.read(_Reader(where, d, path))  # type: ignore[attr-defined]
 
 
 def _out(known: dict[str, Any], extra: Mapping[str, Any], optional: tuple[str, ...] = ()) -> dict[str, Any]:

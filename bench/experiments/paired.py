@@ -66,8 +66,8 @@ def paired_rows(records: list[AttackRecords]) -> list[PairedRow]:
     """
     groups: dict[float, list[AttackRecords]] = {}
     for r in records:
-        if r.info["knowledge"] == "adaptive" and r.info["norm"] == "linf" and r.info["eps"] is not None:
-            groups.setdefault(float(r.info["eps"]), []).append(r)
+        if r.info.knowledge == "adaptive" and r.info.norm == "linf" and r.info.eps is not None:
+            groups.setdefault(float(r.info.eps), []).append(r)
     rows = []
     for eps, group in sorted(groups.items()):
         if len(group) < 2:
@@ -76,13 +76,13 @@ def paired_rows(records: list[AttackRecords]) -> list[PairedRow]:
         for r in group[1:]:
             shared = np.intersect1d(shared, r.positions)
         if len(shared) == 0:
-            names = ", ".join(r.info["attack"] for r in group)
+            names = ", ".join(r.info.attack for r in group)
             raise ValueError(f"adaptive attacks at eps {eps:g}/255 share no image: {names}")
         for r in group:
             order = np.argsort(r.positions)
             cols = order[np.searchsorted(r.positions, shared, sorter=order)]
             per_draw = r.correct[:, cols].mean(axis=1)
-            rows.append(PairedRow(r.info["attack"], eps, int(r.info["eot"]), len(r.positions), len(shared),
+            rows.append(PairedRow(r.info.attack, eps, r.info.eot, len(r.positions), len(shared),
                                   float(per_draw.mean()), tuple(float(v) for v in per_draw)))
     return rows
 

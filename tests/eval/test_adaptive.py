@@ -38,7 +38,7 @@ def test_worst_case_is_per_image_and_at_least_the_standalone_attack(world: dict[
     assert plan.spec == ENSEMBLE
     meta = export_examples(runner, defense, "adaptive", plan, tmp_path / "ex.npz")
     ex = load_examples(tmp_path / "ex.npz")
-    assert meta["attack"] == worst.info["attack"] and np.array_equal(ex["outcome"], worst.outcome)
+    assert meta["attack"] == worst.info.attack and np.array_equal(ex["outcome"], worst.outcome)
     clf = DefendedClassifier(defense, {"resnet20": load_model("resnet20").logits_fn()})
     pred = np.asarray(clf.predict(ex["x_adv"], jax.random.key(0)))
     assert np.array_equal(pred == ex["labels"], worst.correct[0])
@@ -83,7 +83,7 @@ def test_randomized_worst_case_selects_under_fresh_draws(world: dict[str, Path])
     runner = _runner((AttackPlan(ENSEMBLE, ("adaptive",), n=20),))
     part = runner.records(build_defense("slq()"))
     (worst,) = part.attacks
-    assert worst.correct.shape == (2, 20) and worst.info["eot"] == 2
+    assert worst.correct.shape == (2, 20) and worst.info.eot == 2
     # an image broken in every selection draw is never "survived"; survivors may still be wrong in a draw
     assert worst.outcome.shape == (20,) and set(np.unique(worst.outcome)) <= set(range(-1, 10))
     again = runner.records(build_defense("slq()")).attacks[0]  # same seed, same everything (cache or not)

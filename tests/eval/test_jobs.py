@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from bench.eval.schema import ProtocolRef, read_json
+
 from bench.eval.jobs import MergeError, Selection, Shard
 
 SPLIT_PLANS = (("fgsm(eps=8)", ("gray-box", "transfer")), ("pgd(eps=8, steps=3)", ("adaptive",)),
@@ -83,7 +85,7 @@ def test_split_runs_merge_to_the_unsplit_result(world: dict[str, Path], tmp_path
     bad = dataclasses.replace(loaded[4], clean=dataclasses.replace(loaded[4].clean, correct=~loaded[4].clean.correct))
     with pytest.raises(MergeError, match="disagree"):
         result_from_partials(p, [*loaded, bad])
-    other = dataclasses.replace(loaded[5], header={**loaded[5].header, "seed": 7}, source="other.json")
+    other = dataclasses.replace(loaded[5], header=dataclasses.replace(loaded[5].header, seed=7), source="other.json")
     with pytest.raises(MergeError, match="other.json.*differ in 'seed'"):
         result_from_partials(p, [*loaded[:5], other])
     with pytest.raises(MergeError, match="another version of protocol"):
@@ -139,7 +141,8 @@ def test_partials_merge_across_a_comment_edit_of_the_protocol_but_not_an_attack_
     save_partial(tmp_path / "partials", Runner(p).records(build_defense("identity()"), Shard(1, 1), Selection()))
     old = {k: v for k, v in p.header().items() if k != "identity"}  # as written before identities
     partials = load_partials(tmp_path / "partials", name)
-    before_ids = [dataclasses.replace(partials[0], header={**partials[0].header, "protocol": old})]
+    before_ids = [dataclasses.replace(partials[0], header=dataclasses.replace(
+        partials[0].header, protocol=read_json(ProtocolRef, old, "a partial from before identities")))]
     whole = result_from_partials(p, partials)
 
     path.write_text("# a comment, a new description and a longer defense list\n" + path.read_text()
@@ -156,3 +159,16 @@ def test_partials_merge_across_a_comment_edit_of_the_protocol_but_not_an_attack_
     path.write_text(path.read_text().replace('spec = "fgsm(eps=8)"', 'spec = "fgsm(eps=4)"'))
     with pytest.raises(MergeError, match=f"another version of protocol {name} \\(identity {p.identity[:12]}"):
         result_from_partials(parse_protocol(path), partials)
+
+
+def test_every_committed_partial_reads_typed_and_writes_back_the_same_json() -> None:
+    """The job partials in ``leaderboards/partials`` survive ``partial_from_json`` / ``partial_to_json``
+    unchanged (typed header, attack infos and skipped levels; per-image records exactly)."""
+    from bench.eval.jobs import partial_from_json, partial_to_json
+    from bench.eval.results import results_root
+
+    files = sorted((results_root().parent / "partials").rglob("*.json"))
+    for f in files:
+        d = json.loads(f.read_text())
+        assert partial_to_json(partial_from_json(d, str(f))) == d, f
+    assert files

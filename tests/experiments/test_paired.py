@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.eval.metrics import AttackRecords
+from bench.eval.metrics import AttackInfo, AttackRecords
 from bench.experiments.paired import paired_rows, render
 
 
@@ -13,8 +13,7 @@ def _rec(attack: str, eps: float, positions: list[int], correct: list[list[bool]
          knowledge: str = "adaptive") -> AttackRecords:
     pos = np.asarray(positions)
     n = len(pos)
-    info = {"knowledge": knowledge, "attack": attack, "name": "pgd", "norm": "linf", "eps": eps, "source": "d()",
-            "eot": eot, "l2_threshold": None}
+    info = AttackInfo(knowledge, attack, "pgd", "linf", eps, "d()", eot, None)
     return AttackRecords(info, 3072, pos, np.ones(n, bool), np.zeros(n), np.zeros(n),
                          np.asarray(correct, bool), None, 1.0)
 
