@@ -59,7 +59,7 @@ def test_split_runs_merge_to_the_unsplit_result(world: dict[str, Path], tmp_path
 
     p = dataclasses.replace(load_protocol("tiny"), attacks=tuple(AttackPlan(s, k, 20 if "deepfool" in s else None)
                                                                  for s, k in SPLIT_PLANS))
-    defense = build_defense("slq()")
+    defense = build_defense("tvm(iters=5)")
     whole = Runner(p).run(defense)
     # the jobs use a cache of their own: they craft everything again
     runner = Runner(p, cache=AdversarialCache(tmp_path / "job-cache"))
