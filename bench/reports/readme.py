@@ -1,6 +1,7 @@
 """The README's generated blocks: views over stored results, rewritten between named markers.
 
-Two blocks, both from the ``cifar10-standard`` results (``leaderboards/results/cifar10-standard``):
+Two blocks, both from the results of ``bench.reports.report.README_PROTOCOL`` (today
+``cifar10-standard``; switching it to ``cifar10-standard-v2`` is the one line that moves both):
 
 * ``headline``: the leaderboard's ranked headline table (``bench.reports.leaderboard.headline_table``,
   the same function that renders the leaderboard page), between ``<!-- headline:begin -->``
@@ -19,9 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.eval.schema import Result
+from bench.reports.report import README_PROTOCOL as PROTOCOL
 from bench.reports.report import Report, Store, markers, register_report
-
-PROTOCOL = "cifar10-standard"
 
 
 def render_headline(results: list[Result]) -> str:

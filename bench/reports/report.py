@@ -26,6 +26,10 @@ from bench.core.registry import Registry
 from bench.eval.schema import Result
 
 
+README_PROTOCOL = "cifar10-standard"
+"""The protocol whose results the README's generated blocks (headline, claims) show."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Store:
     """What reports read: the results store and the files generated beside it.

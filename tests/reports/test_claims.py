@@ -86,3 +86,20 @@ def test_a_claim_finds_the_result_under_its_canonical_spec() -> None:
     table = rows(render([result(stored, [entry("adaptive", "pgd(eps=8, steps=50)", 0.072)])]))
     assert table["BPDA takes TV minimisation to 0%"][4:] == ["7.2%", "`tvm()`, BPDA PGD-50 8/255",
                                                              "at most: does not hold"]
+
+
+def test_adaptive_claims_read_the_worst_case_where_the_protocol_has_an_ensemble() -> None:
+    """Under cifar10-standard-v2 the adaptive number is the per-image worst case over the ensemble
+    (the board's Adaptive column), which is at most the PGD-50 that runs alone beside it."""
+    pgd = "pgd(eps=8, steps=50)"
+    worst = {**stored_entry("adaptive", "worst_case(attacks=('pgd(eps=8, steps=50)', 'square(eps=8)'))", 0.01),
+             "n": 200, "outcomes": "1" * 198 + "..",
+             "stages": [{"attack": pgd, "surrogate": "identity", "check": False, "ran": 200, "broke": 150,
+                         "robust_after": 0.25, "seconds": 1.0},
+                        {"attack": "square(eps=8)", "surrogate": None, "check": False, "ran": 50, "broke": 48,
+                         "robust_after": 0.01, "seconds": 1.0}]}
+    v2 = result("fd(s1=90, s2=60)", [{**entry("adaptive", pgd, 0.12), "n": 200}, worst])
+    table = rows(render([v2]))
+    assert table["FD 3x keeps ~60% under BPDA"][4:] == [
+        "1.0%", "`fd(s1=90, s2=60)`, worst case of the adaptive ensemble (every surrogate) at 8/255",
+        "about: does not hold"]
