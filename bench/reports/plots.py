@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.eval.schema import Result
-from bench.reports.report import Report, Store, register_report
+from bench.reports.report import README_PROTOCOL, Report, Store, register_report
 
 
 def _plt():
@@ -154,13 +154,13 @@ def _label_points(fig, ax, points: Sequence[tuple[str, tuple[float, float], floa
 
 @register_report("pictures")
 class Pictures(Report):
-    """The curves and the trade-off scatter of one protocol (default ``cifar10-standard``), beside
+    """The curves and the trade-off scatter of one protocol (default: the README's, ``README_PROTOCOL``), beside
     its page. Not byte-stable across matplotlib versions, so drawn only when named
     (``shieldbench report --only pictures``) and never checked."""
 
     checked = False
 
-    def __init__(self, protocol: str = "cifar10-standard") -> None:
+    def __init__(self, protocol: str = README_PROTOCOL) -> None:
         self.protocol = protocol
 
     def render(self, store: Store) -> dict[Path, str | bytes]:
