@@ -29,122 +29,21 @@ is ``None`` for minimum-norm attacks, which then carry their ``l2_threshold``.
 from __future__ import annotations
 
 import dataclasses
-import re
-from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, NoReturn, TypeVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 
+from bench.eval.fields import (HEX64, PROTOCOL_NAME, Reader, ResultsError, as_tuple, is_int, is_nonneg, is_number,
+                               is_packed, is_str, json_object, pack_correct, read_json, unpack_correct)
 from bench.eval.knowledge import LEVELS, Knowledge
+
+__all__ = ["NORMS", "SCHEMA_VERSION", "AttackEntry", "Cost", "DataRef", "DefenseRef", "Perturbation", "Provenance",
+           "ProtocolRef", "Result", "ResultsError", "Skip", "StageOutcome", "Stats", "pack_correct", "read_json",
+           "unpack_correct"]
 
 SCHEMA_VERSION = 1
 NORMS: tuple[str, ...] = ("linf", "l2")
-
-_T = TypeVar("_T")
-_PROTOCOL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-_HEX = re.compile(r"[0-9a-f]*")
-
-
-def pack_correct(correct: np.ndarray) -> list[str]:
-    """Per-image outcomes as stored: bool ``[R, n]`` -> one hex string per draw (bit i = image i)."""
-    rows = np.atleast_2d(np.asarray(correct, dtype=bool))
-    return [np.packbits(row).tobytes().hex() for row in rows]
-
-
-def unpack_correct(rows: list[str] | tuple[str, ...], n: int) -> np.ndarray:
-    """The inverse of :func:`pack_correct`: bool ``[R, n]``."""
-    return np.stack([np.unpackbits(np.frombuffer(bytes.fromhex(r), np.uint8))[:n].astype(bool) for r in rows])
-
-
-class ResultsError(Exception):
-    """A results file or dict is unreadable or does not follow the schema."""
-
-
-def _number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _str(v: Any) -> bool:
-    return isinstance(v, str)
-
-
-def _nonneg(v: Any) -> bool:
-    return _number(v) and v >= 0
-
-
-def _packed(n: int, draws: int) -> Callable[[Any], bool]:
-    """A check for ``draws`` hex strings of ``n`` bits each (``bench.eval.results.pack_correct``)."""
-    chars = 2 * ((n + 7) // 8)
-    return lambda v: (isinstance(v, list) and len(v) == draws
-                      and all(isinstance(r, str) and len(r) == chars and _HEX.fullmatch(r) is not None for r in v))
-
-
-class _Reader:
-    """Reads one JSON object's keys, checking each; errors name ``where`` and the key path."""
-
-    def __init__(self, where: str, obj: Any, path: str = ""):
-        self.where, self.path = where, path
-        if not isinstance(obj, dict):
-            self.fail(path or "result", f"must be an object, got {obj!r}" if path else
-                      f"must be a JSON object, got {type(obj).__name__}")
-        self.obj: dict[str, Any] = obj
-        self.used: set[str] = set()
-
-    def key(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
-
-    def fail(self, key: str, problem: str) -> NoReturn:
-        raise ResultsError(f"{self.where}: {problem} {key!r}" if problem.startswith("missing")
-                           else f"{self.where}: {key!r} {problem}")
-
-    def get(self, key: str, ok: Callable[[Any], bool], what: str, nullable: bool = False,
-            optional: bool = False) -> Any:
-        self.used.add(key)
-        if key not in self.obj:
-            if optional:
-                return None
-            self.fail(self.key(key), "missing key")
-        value = self.obj[key]
-        if value is None and nullable:
-            return None
-        if not ok(value):
-            self.fail(self.key(key), f"must be {what}{' or null' if nullable else ''}, got {value!r}")
-        return value
-
-    def fraction(self, key: str, nullable: bool = False, optional: bool = False) -> float | None:
-        value = self.get(key, _number, "a number", nullable, optional)
-        if value is not None and not 0.0 <= value <= 1.0:
-            self.fail(self.key(key), f"must be a fraction in [0, 1], got {value!r}")
-        return value
-
-    def sub(self, key: str, nullable: bool = False) -> _Reader | None:
-        value = self.get(key, lambda v: isinstance(v, dict), "an object", nullable)
-        return None if value is None else _Reader(self.where, value, self.key(key))
-
-    def extra(self) -> Mapping[str, Any]:
-        """The keys not read: kept as they are and written back."""
-        return {k: v for k, v in self.obj.items() if k not in self.used}
-
-
-def _tuple(v: list[Any] | None) -> tuple[Any, ...] | None:
-    return None if v is None else tuple(v)
-
-
-def read_json(cls: type[_T], d: Any, where: str, path: str = "") -> _T:
-    """One part of a result (``ProtocolRef``, ``DefenseRef``, ``DataRef``, ``Skip``, ...) read
-    from its JSON object, validated; errors name ``where`` and ``path``."""
-    return cls.read(_Reader(where, d, path))  # type: ignore[attr-defined]
-
-
-def _out(known: dict[str, Any], extra: Mapping[str, Any], optional: tuple[str, ...] = ()) -> dict[str, Any]:
-    """A JSON object: the known keys (optional ones only when set) and the kept unknown ones."""
-    return {**extra, **{k: v for k, v in known.items() if not (k in optional and v is None)}}
-
 
 @dataclasses.dataclass(frozen=True)
 class Stats:
@@ -155,11 +54,11 @@ class Stats:
     draws: tuple[float, ...]
 
     @staticmethod
-    def read(r: _Reader, key: str, n_draws: int) -> Stats:
+    def read(r: Reader, key: str, n_draws: int) -> Stats:
         s = r.sub(key)
         mean = s.fraction("mean")
-        std = s.get("std", _nonneg, "a non-negative number")
-        per = s.get("draws", lambda v: isinstance(v, list) and all(map(_number, v)), "a list of numbers")
+        std = s.get("std", is_nonneg, "a non-negative number")
+        per = s.get("draws", lambda v: isinstance(v, list) and all(map(is_number, v)), "a list of numbers")
         if len(per) != n_draws:
             s.fail(s.key("draws"), f"has {len(per)} values but the result says draws = {n_draws}")
         return Stats(mean, std, tuple(per))
@@ -202,20 +101,20 @@ class StageOutcome:
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @staticmethod
-    def read(r: _Reader) -> StageOutcome:
-        count = lambda v: _int(v) and v >= 0  # noqa: E731
+    def read(r: Reader) -> StageOutcome:
+        count = lambda v: is_int(v) and v >= 0  # noqa: E731
         return StageOutcome(
-            r.get("attack", _str, "a string"), r.get("surrogate", _str, "a string", nullable=True),
+            r.get("attack", is_str, "a string"), r.get("surrogate", is_str, "a string", nullable=True),
             r.get("check", lambda v: isinstance(v, bool), "a boolean"), r.get("ran", count, "a count"),
             r.get("broke", count, "a count"), r.fraction("robust_after"),
-            r.get("seconds", _nonneg, "a non-negative number"),
+            r.get("seconds", is_nonneg, "a non-negative number"),
             r.get("round", count, "a count", optional=True) or 0, r.extra())
 
     def to_json(self) -> dict[str, Any]:
         known = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
         if not self.round:  # written only for escalation rounds (bench.eval.metrics.Stage)
             del known["round"]
-        return _out(known, self.extra)
+        return json_object(known, self.extra)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -259,34 +158,34 @@ class AttackEntry:
         return self.robust_accuracy.mean
 
     @staticmethod
-    def read(r: _Reader, n_draws: int) -> AttackEntry:
+    def read(r: Reader, n_draws: int) -> AttackEntry:
         knowledge = Knowledge(r.get("knowledge", lambda v: v in LEVELS, f"one of {', '.join(LEVELS)}"))
-        attack = r.get("attack", lambda v: _str(v) and v.strip() != "", "a non-empty string")
-        name = r.get("name", _str, "a string")
+        attack = r.get("attack", lambda v: is_str(v) and v.strip() != "", "a non-empty string")
+        name = r.get("name", is_str, "a string")
         norm = r.get("norm", lambda v: v in NORMS, f"one of {', '.join(NORMS)}")
-        eps = r.get("eps", lambda v: _number(v) and v > 0, "a positive number", nullable=True)
-        source = r.get("source", _str, "a string")
-        eot = r.get("eot", lambda v: _int(v) and v >= 1, "a positive integer")
+        eps = r.get("eps", lambda v: is_number(v) and v > 0, "a positive number", nullable=True)
+        source = r.get("source", is_str, "a string")
+        eot = r.get("eot", lambda v: is_int(v) and v >= 1, "a positive integer")
         robust = Stats.read(r, "robust_accuracy", n_draws)
         success = r.fraction("attack_success")
         eliminated = r.fraction("eliminated", nullable=True)
         p = r.sub("perturbation", nullable=True)
         pert = None if p is None else Perturbation(
-            *(p.get(k, _nonneg, "a non-negative number") for k in ("linf", "l2", "rms")))
-        thr = r.get("l2_threshold", lambda v: _number(v) and v > 0, "a positive number", nullable=True)
+            *(p.get(k, is_nonneg, "a non-negative number") for k in ("linf", "l2", "rms")))
+        thr = r.get("l2_threshold", lambda v: is_number(v) and v > 0, "a positive number", nullable=True)
         if eps is None and thr is None:
             r.fail(r.key("l2_threshold"), "must be set for a minimum-norm attack (eps null)")
-        seconds = r.get("attack_s_per_image", _nonneg, "a non-negative number")
-        n = r.get("n", lambda v: _int(v) and v > 0, "a positive integer", optional="correct" not in r.obj)
+        seconds = r.get("attack_s_per_image", is_nonneg, "a non-negative number")
+        n = r.get("n", lambda v: is_int(v) and v > 0, "a positive integer", optional="correct" not in r.obj)
         correct = None
         if "correct" in r.obj:
-            correct = tuple(r.get("correct", _packed(n, n_draws), f"{n_draws} hex string(s) of {n} bits"))
+            correct = tuple(r.get("correct", is_packed(n, n_draws), f"{n_draws} hex string(s) of {n} bits"))
         stages = None
         if "stages" in r.obj:
             raw = r.get("stages", lambda v: isinstance(v, list), "a list")
-            stages = tuple(StageOutcome.read(_Reader(r.where, st, f"{r.key('stages')}[{i}]"))
+            stages = tuple(StageOutcome.read(Reader(r.where, st, f"{r.key('stages')}[{i}]"))
                            for i, st in enumerate(raw))
-        outcomes = r.get("outcomes", _str, "a string", optional=True)
+        outcomes = r.get("outcomes", is_str, "a string", optional=True)
         return AttackEntry(knowledge, attack, name, norm, eps, source, eot, robust, success, eliminated, pert, thr,
                            seconds, n, correct, stages, outcomes, r.extra())
 
@@ -296,7 +195,7 @@ class AttackEntry:
                      perturbation=None if self.perturbation is None else self.perturbation.to_json(),
                      correct=None if self.correct is None else list(self.correct),
                      stages=None if self.stages is None else [st.to_json() for st in self.stages])
-        return _out(known, self.extra, self._OPTIONAL)
+        return json_object(known, self.extra, self._OPTIONAL)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -311,16 +210,16 @@ class ProtocolRef:
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @staticmethod
-    def read(r: _Reader) -> ProtocolRef:
+    def read(r: Reader) -> ProtocolRef:
         return ProtocolRef(
-            r.get("name", lambda v: _str(v) and _PROTOCOL_NAME.fullmatch(v) is not None,
+            r.get("name", lambda v: is_str(v) and PROTOCOL_NAME.fullmatch(v) is not None,
                   "a name of letters, digits, '.', '_', '-'"),
-            r.get("version", _int, "an integer"), r.get("sha256", _str, "a string"),
-            r.get("identity", lambda v: _str(v) and _HEX64.fullmatch(v) is not None, "64 hex digits", optional=True),
+            r.get("version", is_int, "an integer"), r.get("sha256", is_str, "a string"),
+            r.get("identity", lambda v: is_str(v) and HEX64.fullmatch(v) is not None, "64 hex digits", optional=True),
             r.extra())
 
     def to_json(self) -> dict[str, Any]:
-        return _out({"name": self.name, "version": self.version, "sha256": self.sha256, "identity": self.identity},
+        return json_object({"name": self.name, "version": self.version, "sha256": self.sha256, "identity": self.identity},
                     self.extra, ("identity",))
 
 
@@ -335,16 +234,16 @@ class DefenseRef:
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @staticmethod
-    def read(r: _Reader) -> DefenseRef:
+    def read(r: Reader) -> DefenseRef:
         return DefenseRef(
-            r.get("spec", lambda v: _str(v) and v.strip() != "", "a non-empty string"),
+            r.get("spec", lambda v: is_str(v) and v.strip() != "", "a non-empty string"),
             r.get("randomized", lambda v: isinstance(v, bool), "a boolean"),
-            tuple(r.get("members", lambda v: isinstance(v, list) and len(v) > 0 and all(map(_str, v)),
+            tuple(r.get("members", lambda v: isinstance(v, list) and len(v) > 0 and all(map(is_str, v)),
                         "a non-empty list of strings")),
-            r.get("vote", _str, "a string"), r.extra())
+            r.get("vote", is_str, "a string"), r.extra())
 
     def to_json(self) -> dict[str, Any]:
-        return _out({"spec": self.spec, "randomized": self.randomized, "members": list(self.members),
+        return json_object({"spec": self.spec, "randomized": self.randomized, "members": list(self.members),
                      "vote": self.vote}, self.extra)
 
 
@@ -360,14 +259,14 @@ class DataRef:
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @staticmethod
-    def read(r: _Reader) -> DataRef:
-        return DataRef(r.get("dataset", _str, "a string"), r.get("split", _str, "a string"),
-                       r.get("n", lambda v: _int(v) and v > 0, "a positive integer"),
-                       r.get("indices_sha256", _str, "a string", nullable=True),
-                       r.get("source_sha256", _str, "a string", nullable=True), r.extra())
+    def read(r: Reader) -> DataRef:
+        return DataRef(r.get("dataset", is_str, "a string"), r.get("split", is_str, "a string"),
+                       r.get("n", lambda v: is_int(v) and v > 0, "a positive integer"),
+                       r.get("indices_sha256", is_str, "a string", nullable=True),
+                       r.get("source_sha256", is_str, "a string", nullable=True), r.extra())
 
     def to_json(self) -> dict[str, Any]:
-        return _out({"dataset": self.dataset, "split": self.split, "n": self.n,
+        return json_object({"dataset": self.dataset, "split": self.split, "n": self.n,
                      "indices_sha256": self.indices_sha256, "source_sha256": self.source_sha256}, self.extra)
 
 
@@ -380,12 +279,12 @@ class Skip:
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @staticmethod
-    def read(r: _Reader) -> Skip:
+    def read(r: Reader) -> Skip:
         return Skip(Knowledge(r.get("knowledge", lambda v: v in LEVELS, f"one of {', '.join(LEVELS)}")),
-                    r.get("reason", _str, "a string"), r.extra())
+                    r.get("reason", is_str, "a string"), r.extra())
 
     def to_json(self) -> dict[str, Any]:
-        return _out({"knowledge": self.knowledge.value, "reason": self.reason}, self.extra)
+        return json_object({"knowledge": self.knowledge.value, "reason": self.reason}, self.extra)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -397,12 +296,12 @@ class Cost:
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @staticmethod
-    def read(r: _Reader) -> Cost:
-        return Cost(r.get("defense_ms_per_image", _nonneg, "a non-negative number"),
-                    r.get("batch", lambda v: _int(v) and v > 0, "a positive integer"), r.extra())
+    def read(r: Reader) -> Cost:
+        return Cost(r.get("defense_ms_per_image", is_nonneg, "a non-negative number"),
+                    r.get("batch", lambda v: is_int(v) and v > 0, "a positive integer"), r.extra())
 
     def to_json(self) -> dict[str, Any]:
-        return _out({"defense_ms_per_image": self.defense_ms_per_image, "batch": self.batch}, self.extra)
+        return json_object({"defense_ms_per_image": self.defense_ms_per_image, "batch": self.batch}, self.extra)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -427,21 +326,21 @@ class Provenance:
                                             "submission", "model_files")
 
     @staticmethod
-    def read(r: _Reader) -> Provenance:
+    def read(r: Reader) -> Provenance:
         mapping = lambda v: isinstance(v, dict)  # noqa: E731
         return Provenance(
-            r.get("command", _str, "a string"), r.get("versions", mapping, "an object", optional=True),
+            r.get("command", is_str, "a string"), r.get("versions", mapping, "an object", optional=True),
             r.get("models", mapping, "an object", optional=True), r.get("code", mapping, "an object", optional=True),
-            r.get("jobs", lambda v: _int(v) and v > 0, "a positive integer", optional=True),
-            r.get("wall_time_s", _nonneg, "a non-negative number", optional=True),
-            r.get("created", _str, "a string", optional=True), r.get("submission", mapping, "an object", optional=True),
-            _tuple(r.get("model_files", lambda v: isinstance(v, list) and all(map(mapping, v)), "a list of objects",
+            r.get("jobs", lambda v: is_int(v) and v > 0, "a positive integer", optional=True),
+            r.get("wall_time_s", is_nonneg, "a non-negative number", optional=True),
+            r.get("created", is_str, "a string", optional=True), r.get("submission", mapping, "an object", optional=True),
+            as_tuple(r.get("model_files", lambda v: isinstance(v, list) and all(map(mapping, v)), "a list of objects",
                          optional=True)), r.extra())
 
     def to_json(self) -> dict[str, Any]:
         known = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
         known["model_files"] = None if self.model_files is None else list(self.model_files)
-        return _out(known, self.extra, self._OPTIONAL)
+        return json_object(known, self.extra, self._OPTIONAL)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -493,22 +392,22 @@ class Result:
         Raises:
             ResultsError: ``"<where>: missing key 'attacks[2].robust_accuracy'"`` and the like.
         """
-        r = _Reader(where, d)
-        schema = r.get("schema", _int, "an integer")
+        r = Reader(where, d)
+        schema = r.get("schema", is_int, "an integer")
         if schema != SCHEMA_VERSION:
             r.fail("schema", f"is {schema}; this version of shieldbench reads schema {SCHEMA_VERSION}")
         protocol, defense, data = ProtocolRef.read(r.sub("protocol")), DefenseRef.read(r.sub("defense")), \
             DataRef.read(r.sub("data"))
-        seed = r.get("seed", _int, "an integer")
-        draws = r.get("draws", lambda v: _int(v) and v >= 1, "a positive integer")
+        seed = r.get("seed", is_int, "an integer")
+        draws = r.get("draws", lambda v: is_int(v) and v >= 1, "a positive integer")
         clean = Stats.read(r, "clean_accuracy", draws)
         base = r.fraction("base_clean_accuracy", optional=True)
-        clean_correct = r.get("clean_correct", _packed(data.n, draws), f"{draws} hex string(s) of {data.n} bits",
+        clean_correct = r.get("clean_correct", is_packed(data.n, draws), f"{draws} hex string(s) of {data.n} bits",
                               optional=True)
         raw = r.get("attacks", lambda v: isinstance(v, list), "a list")
         attacks, seen = [], set()
         for i, e in enumerate(raw):
-            entry = AttackEntry.read(_Reader(where, e, f"attacks[{i}]"), draws)
+            entry = AttackEntry.read(Reader(where, e, f"attacks[{i}]"), draws)
             if (entry.knowledge, entry.attack) in seen:
                 r.fail(f"attacks[{i}].attack", f"repeats {entry.knowledge.value} attack {entry.attack!r}")
             seen.add((entry.knowledge, entry.attack))
@@ -516,7 +415,7 @@ class Result:
         skipped = None
         if "skipped" in d:
             raw_skips = r.get("skipped", lambda v: isinstance(v, list), "a list")
-            skipped = tuple(Skip.read(_Reader(where, s, f"skipped[{i}]")) for i, s in enumerate(raw_skips))
+            skipped = tuple(Skip.read(Reader(where, s, f"skipped[{i}]")) for i, s in enumerate(raw_skips))
         cost, provenance = Cost.read(r.sub("cost")), Provenance.read(r.sub("provenance"))
         return Result(schema, protocol, defense, data, seed, draws, clean, tuple(attacks), cost, provenance, base,
                       None if clean_correct is None else tuple(clean_correct), skipped, r.extra())
@@ -530,7 +429,7 @@ class Result:
                  "base_clean_accuracy": self.base_clean_accuracy,
                  "clean_correct": None if self.clean_correct is None else list(self.clean_correct),
                  "skipped": None if self.skipped is None else [s.to_json() for s in self.skipped]}
-        return _out(known, self.extra, self._OPTIONAL)
+        return json_object(known, self.extra, self._OPTIONAL)
 
     def correct(self, entry: AttackEntry | None = None) -> np.ndarray | None:
         """Per-image outcomes, bool ``[R, n]``: of ``entry``, or the clean ones; None if not stored."""
