@@ -139,6 +139,13 @@ def test_save_invalid_writes_nothing(tmp_path: Path) -> None:
     (lambda r: r["attacks"].append(copy.deepcopy(r["attacks"][0])), "'attacks[3].attack' repeats gray-box"),
     (lambda r: r["protocol"].update(name="../x"), "'protocol.name' must be a name"),
     (lambda r: r["attacks"][0].update(norm="l1"), "'attacks[0].norm' must be one of linf, l2"),
+    (lambda r: r["attacks"][0].update(stages=[{"attack": "pgd(eps=8)", "surrogate": None, "check": False, "ran": 5,
+                                               "broke": -1, "robust_after": 0.5, "seconds": 1.0}]),
+     "'attacks[0].stages[0].broke' must be a count, got -1"),
+    (lambda r: r.update(skipped=[{"knowledge": "transfer"}]), "missing key 'skipped[0].reason'"),
+    (lambda r: r["provenance"].update(jobs=0), "'provenance.jobs' must be a positive integer"),
+    (lambda r: r["provenance"].update(model_files={"path": "m.py"}), "'provenance.model_files' must be a list"),
+    (lambda r: r.update(base_clean_accuracy=1.2), "'base_clean_accuracy' must be a fraction"),
 ])
 def test_validation_errors_name_file_and_key(tmp_path: Path, mutate: Any, key: str) -> None:
     result = make_result("jpeg(quality=75)", attacks=[
