@@ -161,11 +161,13 @@ def partial_to_json(p: Partial) -> dict[str, Any]:
                 **({} if r.outcome is None else {"outcome": outcome_string(r.outcome),
                                                  "stages": [st.to_json() for st in r.stages]})}
 
-    return {"kind": PARTIAL_KIND, "schema": PARTIAL_SCHEMA, **p.header.to_json(), "shard": [p.shard.index, p.shard.count],
+    return {"kind": PARTIAL_KIND, "schema": PARTIAL_SCHEMA, **p.header.to_json(),
+            "shard": [p.shard.index, p.shard.count],
             "selection": {"attacks": list(p.selection.attacks), "knowledge": list(p.selection.knowledge)},
             "clean": {"positions": p.clean.positions.tolist(), "correct": [_bits(r) for r in p.clean.correct],
                       "base_correct": _bits(p.clean.base_correct)},
-            "attacks": [attack(r) for r in p.attacks], "skipped": [s.to_json() for s in p.skipped], "cost_ms": p.cost_ms,
+            "attacks": [attack(r) for r in p.attacks], "skipped": [s.to_json() for s in p.skipped],
+            "cost_ms": p.cost_ms,
             "provenance": p.provenance}
 
 
@@ -178,7 +180,8 @@ def partial_from_json(d: dict[str, Any], source: str) -> Partial:
 
         def attack(a: dict[str, Any]) -> AttackRecords:
             n = len(a["positions"])
-            return AttackRecords(AttackInfo.from_json(a["info"]), int(a["dim"]), np.asarray(a["positions"], np.int64).reshape(n),
+            return AttackRecords(AttackInfo.from_json(a["info"]), int(a["dim"]),
+                                 np.asarray(a["positions"], np.int64).reshape(n),
                                  _unbits(a["success"], (n,)), np.asarray(a["l2"], np.float64).reshape(n),
                                  np.asarray(a["linf"], np.float64).reshape(n), _rows(a["correct"], draws, n),
                                  None if a["base_fooled"] is None else _unbits(a["base_fooled"], (n,)),

@@ -1,4 +1,4 @@
-"""Merging partial results (``bench.eval.jobs``) into one result per defense (``bench.eval.schema.Result``) (docs/design.md#jobs-and-merging).
+"""Merging partial results (``bench.eval.jobs``) into one ``Result`` per defense (docs/design.md#jobs-and-merging).
 
 The result of an unsplit run is made here too, from its single partial: merged and unsplit
 numbers are computed by the same code from the same per-image records. Merging is

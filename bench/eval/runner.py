@@ -1,4 +1,4 @@
-"""The benchmark runner: one defense under one protocol -> one result (``bench.eval.schema.Result``) (docs/design.md#threat-models, #metrics).
+"""The benchmark runner: one defense under one protocol -> one ``Result`` (docs/design.md#threat-models, #metrics).
 
 Knowledge levels (what the attacker knows):
 

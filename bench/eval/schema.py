@@ -45,6 +45,11 @@ __all__ = ["NORMS", "SCHEMA_VERSION", "AttackEntry", "Cost", "DataRef", "Defense
 SCHEMA_VERSION = 1
 NORMS: tuple[str, ...] = ("linf", "l2")
 
+def _known(obj: Any) -> dict[str, Any]:
+    """A part's fields by name, ``extra`` (the unknown keys kept) left out."""
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.name != "extra"}
+
+
 @dataclasses.dataclass(frozen=True)
 class Stats:
     """A number measured under each of R draws: ``mean``, ``std`` and the per-draw values."""
@@ -111,7 +116,7 @@ class StageOutcome:
             r.get("round", count, "a count", optional=True) or 0, r.extra())
 
     def to_json(self) -> dict[str, Any]:
-        known = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        known = _known(self)
         if not self.round:  # written only for escalation rounds (bench.eval.metrics.Stage)
             del known["round"]
         return json_object(known, self.extra)
@@ -190,7 +195,7 @@ class AttackEntry:
                            seconds, n, correct, stages, outcomes, r.extra())
 
     def to_json(self) -> dict[str, Any]:
-        known = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        known = _known(self)
         known.update(knowledge=self.knowledge.value, robust_accuracy=self.robust_accuracy.to_json(),
                      perturbation=None if self.perturbation is None else self.perturbation.to_json(),
                      correct=None if self.correct is None else list(self.correct),
@@ -219,8 +224,8 @@ class ProtocolRef:
             r.extra())
 
     def to_json(self) -> dict[str, Any]:
-        return json_object({"name": self.name, "version": self.version, "sha256": self.sha256, "identity": self.identity},
-                    self.extra, ("identity",))
+        return json_object({"name": self.name, "version": self.version, "sha256": self.sha256,
+                            "identity": self.identity}, self.extra, ("identity",))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,7 +249,7 @@ class DefenseRef:
 
     def to_json(self) -> dict[str, Any]:
         return json_object({"spec": self.spec, "randomized": self.randomized, "members": list(self.members),
-                     "vote": self.vote}, self.extra)
+                           "vote": self.vote}, self.extra)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,7 +272,7 @@ class DataRef:
 
     def to_json(self) -> dict[str, Any]:
         return json_object({"dataset": self.dataset, "split": self.split, "n": self.n,
-                     "indices_sha256": self.indices_sha256, "source_sha256": self.source_sha256}, self.extra)
+                           "indices_sha256": self.indices_sha256, "source_sha256": self.source_sha256}, self.extra)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -333,12 +338,13 @@ class Provenance:
             r.get("models", mapping, "an object", optional=True), r.get("code", mapping, "an object", optional=True),
             r.get("jobs", lambda v: is_int(v) and v > 0, "a positive integer", optional=True),
             r.get("wall_time_s", is_nonneg, "a non-negative number", optional=True),
-            r.get("created", is_str, "a string", optional=True), r.get("submission", mapping, "an object", optional=True),
+            r.get("created", is_str, "a string", optional=True),
+            r.get("submission", mapping, "an object", optional=True),
             as_tuple(r.get("model_files", lambda v: isinstance(v, list) and all(map(mapping, v)), "a list of objects",
                          optional=True)), r.extra())
 
     def to_json(self) -> dict[str, Any]:
-        known = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        known = _known(self)
         known["model_files"] = None if self.model_files is None else list(self.model_files)
         return json_object(known, self.extra, self._OPTIONAL)
 
