@@ -12,18 +12,17 @@ counted once: it is the standalone PGD-50's cached examples).
 
 from __future__ import annotations
 
-import collections
-import json
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.eval.metrics import parse_outcomes  # noqa: E402
+from bench.eval.jobs import Partial, load_partials  # noqa: E402
+from bench.eval.metrics import stage_metrics  # noqa: E402
 from bench.eval.results import load_results  # noqa: E402
 from bench.eval.sanity import stage_flags  # noqa: E402
-from bench.eval.schema import StageOutcome  # noqa: E402
+from bench.eval.schema import StageOutcome, read_json  # noqa: E402
 
 NAMES = {"apgd_ce": "APGD-CE", "apgd_t": "APGD-T", "pgd": "PGD-50", "square": "Square"}
 
@@ -36,35 +35,27 @@ def v1_numbers() -> dict[str, float]:
     return out
 
 
-def stage_name(st: dict) -> str:
-    name = NAMES.get(st["attack"].split("(")[0], st["attack"])
-    if st.get("round"):
-        name = f"APGD-CE-1000 round {st['round']}" if name == "APGD-CE" else f"{name} round {st['round']}"
-    elif st["check"]:
+def stage_name(st: StageOutcome) -> str:
+    name = NAMES.get(st.attack.split("(")[0], st.attack)
+    if st.round:
+        name = f"APGD-CE-1000 round {st.round}" if name == "APGD-CE" else f"{name} round {st.round}"
+    elif st.check:
         name += " check"
-    return name + (f" via {st['surrogate']}" if st["surrogate"] else "")
+    return name + (f" via {st.surrogate}" if st.surrogate else "")
 
 
-def row(d: dict, v1: dict[str, float]) -> tuple:
+def row(p: Partial, v1: dict[str, float]) -> tuple:
     acc, flags, broke, cost = {}, {}, "", 0.0
-    for a in d["attacks"]:  # a partial's records (see bench.eval.jobs): the spec and budget are under "info"
-        bits = a["correct"][0]
-        acc.setdefault(a["info"]["attack"].split(",")[0], []).append(100 * bits.count("1") / len(bits))
-        stages = a.get("stages") or []
-        cost += sum(s["seconds"] for s in stages[1:]) if stages else a["seconds"]
-        if not stages:
+    for rec in p.attacks:
+        acc.setdefault(rec.info.attack.split(",")[0], []).append(100 * float(rec.correct[0].mean()))
+        cost += sum(s.seconds for s in rec.stages[1:]) if rec.stages else rec.seconds
+        if not rec.stages:
             continue
-        outcome = parse_outcomes(a["outcome"])
-        counts = collections.Counter(int(o) for o in outcome)
-        n = len(outcome)
-        alive = [sum(1 for o in outcome if o < 0 or o > i) for i in range(1, len(stages) + 1)]
-        flags[a["info"]["eps"]] = stage_flags(
-            [StageOutcome(st["attack"], st["surrogate"], st["check"], st["ran"], counts.get(i, 0), alive[i - 1] / n,
-                          st["seconds"], st.get("round", 0)) for i, st in enumerate(stages, start=1)], n)
+        stages = [read_json(StageOutcome, st, p.source) for st in stage_metrics(rec)]
+        flags[rec.info.eps] = stage_flags(stages, len(rec.outcome))
         if not broke:  # the 8/255 ensemble: what broke the first stage's survivors
-            broke = ", ".join(f"{stage_name(st)} {counts[i]}" for i, st in enumerate(stages, start=1)
-                              if i > 1 and counts.get(i)) or "nothing left"
-    spec = d["defense"]["spec"]
+            broke = ", ".join(f"{stage_name(st)} {st.broke}" for st in stages[1:] if st.broke) or "nothing left"
+    spec = p.header.defense.spec
     (p8,), (p4,) = acc["pgd(eps=8"], acc["pgd(eps=4"]
     w8, w4 = acc["worst_case(attacks=('pgd(eps=8"][0], acc["worst_case(attacks=('pgd(eps=4"][0]
     shown = "; ".join(f"{', '.join(f)} at {e:g}/255" for e, f in sorted(flags.items(), reverse=True) if f) or "—"
@@ -73,8 +64,7 @@ def row(d: dict, v1: dict[str, float]) -> tuple:
 
 def main() -> None:
     v1 = v1_numbers()
-    rows = [row(json.loads(f.read_text()), v1)
-            for f in sorted((ROOT / "leaderboards" / "partials" / "cifar10-standard-v2").glob("*/*.json"))]
+    rows = [row(p, v1) for p in load_partials(ROOT / "leaderboards" / "partials", "cifar10-standard-v2")]
     for r in sorted(rows, key=lambda r: -(r[1] or 0.0)):
         v = "—" if r[1] is None else f"{100 * r[1]:.1f}%"
         print(f"| `{r[0]}` | {v} | {r[2]:.1f}% | **{r[3]:.1f}%** | {r[4]:.1f}% | **{r[5]:.1f}%** | {r[6]} | {r[7]} "
