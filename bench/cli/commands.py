@@ -132,9 +132,11 @@ def _score(protocol_name, defenses, console, *, data=None, cache=None, command=N
                 skipped = [(s.knowledge.value, s.reason) for s in result.skipped]
             else:
                 result = runner.run(d)
-                if extra:  # the files it was scored with (bench.eval.schema.Provenance)
-                    result = dataclasses.replace(result, provenance=dataclasses.replace(
-                        result.provenance, **{k: tuple(v) if k == "model_files" else v for k, v in extra.items()}))
+                if extra:  # the files it was scored with, read (and checked) like stored provenance
+                    from bench.eval.schema import Provenance, read_json
+
+                    result = dataclasses.replace(result, provenance=read_json(
+                        Provenance, {**result.provenance.to_json(), **extra}, f"the result of {d.spec}", "provenance"))
                 skipped = [(s.knowledge.value, s.reason) for s in result.skipped or ()]
             for level, reason in skipped:
                 bars.log(f"[yellow]skipped {level}[/]: {reason}")
