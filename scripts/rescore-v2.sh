@@ -26,9 +26,10 @@ for d in "${defenses[@]}"; do [[ " ${order[*]} " == *" $d "* ]] || order+=("$d")
 for d in "${order[@]}"; do
   # a partial counts as done only if it was scored under this protocol (its identity: bench.eval.protocol)
   state=$("$py" -c "import json, sys; from pathlib import Path
-import bench; from bench.eval.jobs import Selection; from bench.eval.protocol import same_protocol
-from bench.eval.results import result_filename
-f = Path(f'leaderboards/partials/cifar10-standard-v2/{result_filename(sys.argv[1])[:-5]}/shard-1-of-1-'
+import bench; from bench.core.defense import build_defense; from bench.eval.jobs import Selection
+from bench.eval.protocol import same_protocol; from bench.eval.results import result_filename
+spec = build_defense(sys.argv[1]).spec  # the partial's directory is named after the canonical spec: tvm() is tvm(drop=...)
+f = Path(f'leaderboards/partials/cifar10-standard-v2/{result_filename(spec)[:-5]}/shard-1-of-1-'
          f'{Selection((), (sys.argv[2],)).tag}.json')
 p = bench.load_protocol('cifar10-standard-v2')
 print(('done ' if f.is_file() and same_protocol(json.loads(f.read_text())['protocol'], p) else
