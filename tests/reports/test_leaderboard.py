@@ -436,3 +436,17 @@ def test_committed_results_match_their_protocol_files() -> None:
                     f"{protocol.identity[:12]}; restore the file or re-run the rows")
                 checked += 1
     assert checked > 0
+
+
+def test_a_board_still_being_scored_names_the_defenses_without_a_result() -> None:
+    one = render(PROTOCOL, typed([make_result("identity()")]))
+    assert ("> **Partial board:** 1 of the protocol's 2 defenses have no result yet (`jpeg(quality=75)`)."
+            in one)
+    both = render(PROTOCOL, typed([make_result("identity()"), make_result("jpeg(quality=75)")]))
+    assert "Partial board" not in both
+    # a protocol this checkout does not know (results from elsewhere): no list to compare with
+    assert "Partial board" not in render("elsewhere", typed([make_result("identity()", protocol="elsewhere")]))
+    # results name a defense by its canonical spec, the protocol by what its author wrote
+    v2 = "cifar10-standard-v2"
+    text = render(v2, typed([make_result("tvm(drop=0.5, weight=0.03)", protocol=v2)]))
+    assert "22 of the protocol's 23 defenses" in text and "`tvm()`" not in text
