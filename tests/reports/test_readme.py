@@ -31,6 +31,9 @@ def test_round_trip_check_and_hand_text_kept(tmp_path: Path, capsys: pytest.Capt
     assert "old table" not in text and "old claims" not in text
     listed = len(load_protocol(PROTOCOL).defenses)
     assert "| 1      | `jpeg(quality=75)` | 87.0%" in text and f"1 of the protocol's {listed} defenses scored so far" in text
+    # the defenses still to score are named (the protocol's spelling), the scored one is not
+    pending = text.split("scored so far (not yet: ", 1)[1].split("). Robust accuracy", 1)[0]
+    assert "`identity()`" in pending and "jpeg(quality=75)" not in pending
     assert cli(args + ["--check"]) == 0
 
 
