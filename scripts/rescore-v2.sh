@@ -6,6 +6,9 @@
 #   scripts/rescore-v2.sh transfer
 #   scripts/rescore-v2.sh all          # the three, in this order
 #   shieldbench merge --protocol cifar10-standard-v2 --partials leaderboards/partials
+# A defense counts as done at a level when its partial for that level, or its merged result (all levels), is
+# in the checkout under this protocol's identity; only the adaptive partials (per-image stage outcomes, read by
+# scripts/v2_rows.py) and those of rows not yet merged are committed: a merged result holds the rest compactly.
 # Run it in the background at low priority: nohup nice -n 19 scripts/rescore-v2.sh adaptive > v2.log 2>&1 &
 set -u
 cd "$(dirname "$0")/.."
@@ -33,10 +36,14 @@ spec = build_defense(sys.argv[1]).spec  # the partial's directory is named after
 f = Path(f'leaderboards/partials/cifar10-standard-v2/{result_filename(spec)[:-5]}/shard-1-of-1-'
          f'{Selection((), (sys.argv[2],)).tag}.json')
 p = bench.load_protocol('cifar10-standard-v2')
-print(('done ' if f.is_file() and same_protocol(json.loads(f.read_text())['protocol'], p) else
-       'stale ' if f.is_file() else 'todo ') + str(f))" "$d" "$level")
+merged = Path('leaderboards/results/cifar10-standard-v2') / result_filename(spec)  # every level, merged
+for g in (merged, f):
+    if g.is_file() and same_protocol(json.loads(g.read_text())['protocol'], p):
+        print('done ' + str(g)); break
+else:
+    print(('stale ' if f.is_file() else 'todo ') + str(f))" "$d" "$level")
   case "$state" in
-    done*) echo "=== skip $d (partial present: ${state#done })"; continue ;;
+    done*) echo "=== skip $d (present: ${state#done })"; continue ;;
     stale*) echo "=== $d: partial ${state#stale } is from another version of the protocol file: re-scoring it" ;;
   esac
   echo "=== $(date -u +%FT%TZ) start $d ($level)"

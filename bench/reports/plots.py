@@ -65,6 +65,8 @@ def robustness_curves(results: Sequence[Result], title: str = "") -> bytes:
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     cmap = plt.get_cmap("tab20")
+    ensemble = any(e.is_ensemble for r in results for e in r.at("adaptive"))  # cifar10-standard-v2's worst case
+    how = " (worst case over the ensemble)" if ensemble else " (BPDA + EOT)"
     for ax, level in zip(axes, ("gray-box", "adaptive")):
         for i, r in enumerate(results):
             eps, acc = curve(r, level)
@@ -72,7 +74,7 @@ def robustness_curves(results: Sequence[Result], title: str = "") -> bytes:
                 # 20 colours, then the same colours dashed: no two lines look alike
                 ax.plot(eps, [100 * a for a in acc], marker="o", ms=3, color=cmap(i % 20),
                         linestyle=("-", "--", ":")[(i // 20) % 3], label=r.spec)
-        ax.set_title(f"{level}{' (BPDA + EOT)' if level == 'adaptive' else ''}")
+        ax.set_title(f"{level}{how if level == 'adaptive' else ''}")
         ax.set_xlabel("Linf eps (/255)")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("accuracy (%)")
