@@ -1,7 +1,7 @@
 """The papers' headline claims, tested against this project's stored CIFAR-10 results.
 
-A view over the results of the README's protocol (``bench.reports.report.README_PROTOCOL``: today
-``cifar10-standard``, and ``cifar10-standard-v2`` once all its rows are scored), rendered into the README
+A view over the results of the README's protocol (``bench.reports.report.README_PROTOCOL``:
+``cifar10-standard-v2``; a claim whose defense has no result there yet reads "—"), rendered into the README
 between the markers ``<!-- claims:begin -->`` and ``<!-- claims:end -->``.
 Each claim names the paper's number and setting and the CIFAR-10 measurement closest to it
 under the same knowledge level; the verdict follows a rule stated beside it, with one tolerance

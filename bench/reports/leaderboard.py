@@ -50,7 +50,8 @@ def _attack_order(entry: AttackEntry) -> tuple[Any, ...]:
 
 
 def worst_entry(result: Result, level: str, eps: float = HEADLINE_EPS, subsets: bool = False) -> AttackEntry | None:
-    """The level's Linf entry at ``eps`` with the lowest robust accuracy (ties: attack order).
+    """The level's Linf entry at ``eps`` with the lowest robust accuracy (ties: a worst-case ensemble,
+    which is the headline by definition where the protocol has one, then attack order).
 
     Only entries scored on the protocol's whole image set count (an attack run on a subset,
     e.g. a sanity check, would put other images and more noise into the headline), unless
@@ -61,7 +62,7 @@ def worst_entry(result: Result, level: str, eps: float = HEADLINE_EPS, subsets: 
                   and abs(e.eps - eps) < 1e-9 and (subsets or (e.n or n) == n)]
     if not candidates:
         return None
-    return min(candidates, key=lambda e: (e.robust, _attack_order(e)))
+    return min(candidates, key=lambda e: (e.robust, not e.is_ensemble, _attack_order(e)))
 
 
 @dataclass(frozen=True)

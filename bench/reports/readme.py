@@ -1,7 +1,7 @@
 """The README's generated blocks: views over stored results, rewritten between named markers.
 
-Two blocks, both from the results of ``bench.reports.report.README_PROTOCOL`` (today
-``cifar10-standard``; switching it to ``cifar10-standard-v2`` is the one line that moves both):
+Two blocks, both from the results of ``bench.reports.report.README_PROTOCOL`` (``cifar10-standard-v2``
+since its deterministic rows were merged; v1, ``cifar10-standard``, keeps its generated page as history):
 
 * ``headline``: the leaderboard's ranked headline table (``bench.reports.leaderboard.headline_table``,
   the same function that renders the leaderboard page), between ``<!-- headline:begin -->``

@@ -26,7 +26,7 @@ from bench.core.registry import Registry
 from bench.eval.schema import Result
 
 
-README_PROTOCOL = "cifar10-standard"
+README_PROTOCOL = "cifar10-standard-v2"
 """The protocol whose results the README's generated blocks (headline, claims) show."""
 
 

@@ -103,3 +103,7 @@ def test_adaptive_claims_read_the_worst_case_where_the_protocol_has_an_ensemble(
     assert table["FD 3x keeps ~60% under BPDA"][4:] == [
         "1.0%", "`fd(s1=90, s2=60)`, worst case of the adaptive ensemble (every surrogate) at 8/255",
         "about: does not hold"]
+    # a tie (PGD-50 alone already at 0%) still reads the ensemble: it is the headline by definition
+    tie = result("fd(s1=90, s2=60)", [{**entry("adaptive", pgd, 0.01), "n": 200}, worst])
+    assert rows(render([tie]))["FD 3x keeps ~60% under BPDA"][5].endswith("worst case of the adaptive ensemble "
+                                                                          "(every surrogate) at 8/255")
