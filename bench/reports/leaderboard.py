@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import shlex
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -316,17 +316,22 @@ def _skipped_lines(results: list[Result]) -> list[str]:
     return lines
 
 
-def unscored(protocol: str, results: list[Result]) -> list[str]:
-    """The defenses ``protocol`` lists that have no result among ``results`` (a board still being
-    scored), as the protocol writes them; none when ``protocol`` is not a protocol this checkout
-    knows (results from elsewhere)."""
-    from bench.core.defense import build_defense
+def listed_defenses(protocol: str) -> tuple[str, ...] | None:
+    """The defenses ``protocol`` lists, as its file writes them; None when ``protocol`` is not a
+    protocol this checkout knows (results from elsewhere)."""
     from bench.eval.protocol import ProtocolError, load_protocol
 
     try:
-        listed = load_protocol(protocol).defenses
+        return load_protocol(protocol).defenses
     except ProtocolError:
-        return []
+        return None
+
+
+def unscored(listed: Sequence[str], results: list[Result]) -> list[str]:
+    """The defenses of ``listed`` (a protocol's list) that have no result among ``results`` (a board
+    still being scored), as the protocol writes them."""
+    from bench.core.defense import build_defense
+
     have = {r.spec for r in results}
     # a result names its defense by the canonical spec: tvm() is scored as tvm(drop=0.5, weight=0.03)
     return [s for s in listed if s not in have and build_defense(s).spec not in have]
@@ -334,10 +339,11 @@ def unscored(protocol: str, results: list[Result]) -> list[str]:
 
 def _unscored_lines(protocol: str, results: list[Result]) -> list[str]:
     """A note naming the protocol's defenses that have no result yet."""
-    missing = unscored(protocol, results)
+    listed = listed_defenses(protocol)
+    missing = [] if listed is None else unscored(listed, results)
     if not missing:
         return []
-    return [f"> **Partial board:** {len(missing)} of the protocol's {len(missing) + len(results)} defenses have no "
+    return [f"> **Partial board:** {len(missing)} of the protocol's {len(listed)} defenses have no "
             f"result yet ({', '.join(_code(s) for s in missing)}).", ""]
 
 

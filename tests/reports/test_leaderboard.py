@@ -442,6 +442,9 @@ def test_a_board_still_being_scored_names_the_defenses_without_a_result() -> Non
     one = render(PROTOCOL, typed([make_result("identity()")]))
     assert ("> **Partial board:** 1 of the protocol's 2 defenses have no result yet (`jpeg(quality=75)`)."
             in one)
+    # a result of a defense the protocol does not list (a submission) does not change the protocol's count
+    extra = render(PROTOCOL, typed([make_result("identity()"), make_result("a()")]))
+    assert "1 of the protocol's 2 defenses have no result yet (`jpeg(quality=75)`)" in extra
     both = render(PROTOCOL, typed([make_result("identity()"), make_result("jpeg(quality=75)")]))
     assert "Partial board" not in both
     # a protocol this checkout does not know (results from elsewhere): no list to compare with
