@@ -15,8 +15,9 @@ is a sanity flag (``bench.eval.sanity``): the ensemble had not converged.
 ``escalate`` is what an evaluator does when the check breaks something: a much longer attack
 (e.g. APGD-CE, 1,000 steps x 4 restarts) run on the survivors, round after round with fresh
 random starts, for as long as the round before it (the check, then the previous round) broke at
-least one image, and at most ``rounds`` rounds. It runs through every surrogate with the
-check's EOT samples. A unit of images whose check broke nothing never escalates, so a converged
+least one image, and at most ``rounds`` rounds, with the check's EOT samples. The benchmark
+escalates per surrogate (``bench.eval.adaptive.escalates``): a round runs through a surrogate
+while that surrogate's check or previous round broke an image. A unit of images whose check broke nothing never escalates, so a converged
 ensemble costs nothing more. That the last allowed round still broke images is a sanity flag
 (``escalation``): the worst case may still be too high.
 

@@ -139,9 +139,60 @@ def test_escalation_runs_only_where_the_check_broke_and_recrafts_nothing_before_
     broke = [int(np.sum(esc.outcome == i)) for i in range(1, len(esc.stages) + 1)]
     assert broke[:4] == [int(np.sum(plain.outcome == i)) for i in range(1, 5)]  # the same stages, the same images
     assert sum(broke[2:4]) > 0, "the tiny world's check should break something here, or this test tests nothing"
-    assert esc.stages[4].ran > 0 and len(calls) > 0
-    if sum(broke[4:6]) == 0:
-        assert esc.stages[6].ran == esc.stages[7].ran == 0  # a round that breaks nothing ends the escalation
+    assert len(calls) > 0
+    # per surrogate (identity, own): a round runs through it only where its check / last round broke an image
+    # (one unit here: the tiny protocol is one batch)
+    for j in (0, 1):
+        assert (esc.stages[4 + j].ran > 0) == (broke[2 + j] > 0)
+        assert (esc.stages[6 + j].ran > 0) == (broke[4 + j] > 0)
     # per image the escalated worst case is at least the plain one, and it says which image survived
     assert not np.any(esc.correct[0] & ~plain.correct[0])
     assert np.array_equal(esc.outcome < 0, esc.correct[0])
+
+
+def test_escalation_is_per_surrogate() -> None:
+    from attacks import build_attack
+    from bench.eval.adaptive import PlannedStage, escalates
+
+    apgd = build_attack("apgd_ce(eps=3, steps=4)")
+
+    def stage(surrogate: str | None, round_: int) -> PlannedStage:
+        return PlannedStage(apgd, surrogate, True, round_)
+
+    broke = {(0, "identity"): 0, (0, "cubic"): 2, (0, "ste"): 0}  # the check broke 2 images, through cubic
+    assert [escalates(broke, stage(s, 1)) for s in ("identity", "cubic", "ste")] == [False, True, False]
+    broke |= {(1, "identity"): 0, (1, "cubic"): 0, (1, "ste"): 0}  # round 1 (identity, ste skipped) broke nothing
+    assert not any(escalates(broke, stage(s, 2)) for s in ("identity", "cubic", "ste"))
+    broke[1, "cubic"] = 1
+    assert [escalates(broke, stage(s, 2)) for s in ("identity", "cubic", "ste")] == [False, True, False]
+    # a gradient-free check has no surrogate: every surrogate escalates while it broke anything
+    assert escalates({(0, None): 1}, stage("own", 1)) and not escalates({(0, None): 0}, stage("own", 1))
+
+
+def test_committed_rows_keep_their_outcomes_under_per_surrogate_escalation() -> None:
+    """The 19 deterministic cifar10-standard-v2 rows were scored when a round ran through every surrogate;
+    every image a round broke there came through a surrogate the per-surrogate rule also runs."""
+    from bench import load_protocol
+    from bench.eval.adaptive import PlannedStage, escalates
+    from bench.eval.jobs import load_partials
+
+    root = Path(__file__).resolve().parents[2] / "leaderboards" / "partials"
+    p = load_protocol("cifar10-standard-v2")
+    escalated = 0
+    for part in load_partials(root, p.name):
+        for rec in part.attacks:
+            if not any(st.round for st in rec.stages):
+                continue
+            for u in range(0, len(rec.outcome), p.batch_size):
+                unit = np.asarray(rec.outcome[u : u + p.batch_size])
+                broke: dict[tuple[int, str | None], int] = {}
+                for s, st in enumerate(rec.stages, start=1):
+                    if not st.check:
+                        continue
+                    n = int(np.sum(unit == s))
+                    if st.round and n:
+                        escalated += 1
+                        assert escalates(broke, PlannedStage(None, st.surrogate, True, st.round)), (  # type: ignore[arg-type]
+                            part.header.defense.spec, u, s)
+                    broke[st.round, st.surrogate] = n
+    assert escalated >= 4  # jpeg(quality=75) 2 units, fd(passes=2), tvd(weight=0.05): this test tests something
