@@ -14,7 +14,10 @@ survivors each breaks under fresh scoring draws:
 It changes no stored number; a probe that breaks survivors says the row is still too high and
 which attack the protocol should add. Images are judged as the ensemble judges its survivors: an
 image is broken when the defended classifier is wrong in at least half of ``draws`` fresh draws
-of its randomness (one draw for a deterministic defense).
+of its randomness (one draw for a deterministic defense). For a randomized defense the survivors
+are right in only some draws, so the probe also prints the survivors' mean accuracy over the
+draws after its attack, and ``--eot K`` asks whether more EOT samples per gradient than the
+protocol's K would break them (Athalye et al., ICML 2018, §4.2).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ class ProbeRow:
         survivors: images probed; ``broken``: how many it broke (wrong in >= half the draws).
         broken_positions: their positions in the protocol's index set.
         seconds: crafting time.
+        accuracy: the survivors' mean accuracy over the draws after the attack, in [0, 1].
+        eot: EOT samples per gradient the attack used (1 for a deterministic defense).
     """
 
     attack: str
@@ -45,6 +50,8 @@ class ProbeRow:
     broken: int
     broken_positions: tuple[int, ...]
     seconds: float
+    accuracy: float = 0.0
+    eot: int = 1
 
 
 def stored_survivors(protocol: Protocol, spec: str, eps: float, results: Path | None = None,
@@ -80,7 +87,8 @@ def stored_survivors(protocol: Protocol, spec: str, eps: float, results: Path | 
 
 
 def probe(protocol: Protocol, spec: str, positions: np.ndarray, attacks: list[str],
-          surrogates: list[str] | None = None, data: str | None = None, seed: int = 0) -> list[ProbeRow]:
+          surrogates: list[str] | None = None, data: str | None = None, seed: int = 0,
+          eot: int | None = None) -> list[ProbeRow]:
     """Runs every attack in ``attacks`` through every surrogate on the images at ``positions``.
 
     Args:
@@ -91,6 +99,10 @@ def probe(protocol: Protocol, spec: str, positions: np.ndarray, attacks: list[st
         surrogates: the gradients to try (default: every one the defense offers).
         data: data location, as for ``shieldbench run``.
         seed: the probe's keys (``jax.random.key(seed)``), independent of the protocol's.
+        eot: EOT samples per gradient for a randomized defense (default: the protocol's K).
+
+    Raises:
+        ValueError: ``eot`` is not a positive integer.
     """
     import time
 
@@ -103,7 +115,10 @@ def probe(protocol: Protocol, spec: str, positions: np.ndarray, attacks: list[st
     runner = Runner(protocol, data=data)
     defense = build_defense(spec).on_base(protocol.base)
     clf = DefendedClassifier(defense, {m: runner.model(m).logits_fn() for m in defense.members})
+    if eot is not None and (isinstance(eot, bool) or not isinstance(eot, int) or eot < 1):
+        raise ValueError(f"eot must be a positive integer, got {eot!r}")
     draws = protocol.draws if defense.randomized else 1
+    k = (eot or protocol.eot) if defense.randomized else 1
     x, y = runner.x[positions], runner.y[positions]
     key = jax.random.key(seed)
     rows = []
@@ -112,7 +127,7 @@ def probe(protocol: Protocol, spec: str, positions: np.ndarray, attacks: list[st
         gradient_free = attack.spec_name == "square"
         for s in [None] if gradient_free else (surrogates or list(defense.surrogates())):
             key, k_attack, k_score = jax.random.split(key, 3)
-            target = clf.target(s or "identity", protocol.eot)
+            target = clf.target(s or "identity", k)
             t0 = time.perf_counter()
             x_adv = np.concatenate([np.asarray(attack.run(target, x[i:i + protocol.batch_size],
                                                           y[i:i + protocol.batch_size],
@@ -122,7 +137,8 @@ def probe(protocol: Protocol, spec: str, positions: np.ndarray, attacks: list[st
             right = np.asarray(clf.predict_draws(x_adv, jax.random.split(k_score, draws))) == y[None]
             broken = right.mean(axis=0) < 0.5 if len(x) else np.zeros(0, bool)
             rows.append(ProbeRow(repr(attack), s, len(x), int(broken.sum()),
-                                 tuple(int(p) for p in np.asarray(positions)[broken]), seconds))
+                                 tuple(int(p) for p in np.asarray(positions)[broken]), seconds,
+                                 float(right.mean()) if len(x) else 0.0, k))
     return rows
 
 
@@ -130,9 +146,11 @@ def render(rows: list[ProbeRow], spec: str, eps: float) -> str:
     """Markdown table of ``rows`` (``tabulate``)."""
     from tabulate import tabulate
 
-    table = [[f"`{r.attack}`", r.surrogate or "—", r.survivors, r.broken, f"{r.seconds / 60:.1f}"] for r in rows]
+    table = [[f"`{r.attack}`", r.surrogate or "—", r.eot, r.survivors, r.broken, f"{100 * r.accuracy:.1f}%",
+              f"{r.seconds / 60:.1f}"] for r in rows]
     return (f"`{spec}`: further attacks on the survivors of its worst-case ensemble at {eps:g}/255\n\n"
-            + tabulate(table, headers=["attack", "surrogate", "survivors", "broken", "minutes"], tablefmt="github"))
+            + tabulate(table, headers=["attack", "surrogate", "EOT", "survivors", "broken", "survivors' accuracy",
+                                       "minutes"], tablefmt="github"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,10 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", type=Path, help="results root (default leaderboards/results)")
     p.add_argument("--data", help="data location (as for `shieldbench run`)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eot", type=int, help="EOT samples per gradient for a randomized defense (default: the protocol's K)")
     args = p.parse_args(argv)
     protocol = load_protocol(args.protocol)
     positions = stored_survivors(protocol, args.defense, args.eps, args.results, args.partials)
-    rows = probe(protocol, args.defense, positions, args.attack, args.surrogate, args.data, args.seed)
+    rows = probe(protocol, args.defense, positions, args.attack, args.surrogate, args.data, args.seed, args.eot)
     print(render(rows, args.defense, args.eps))
     return 0
 

@@ -39,3 +39,7 @@ def test_the_probe_finds_the_stored_survivors_and_breaks_them(world: dict[str, P
     assert pgd.survivors == len(survivors) and pgd.broken > len(survivors) // 2  # 8/255 on a bare model
     assert set(pgd.broken_positions) <= set(survivors.tolist()) and len(pgd.broken_positions) == pgd.broken
     assert "| `pgd(eps=8, steps=5)`" in render(rows, "identity()", 1.0)
+    # a deterministic defense: one draw, one EOT sample; accuracy is the share of survivors left right
+    assert pgd.eot == 1 and pgd.accuracy == pytest.approx(1 - pgd.broken / pgd.survivors)
+    with pytest.raises(ValueError, match="eot must be a positive integer, got 0"):
+        probe(p, "identity()", survivors, ["pgd(eps=8, steps=5)"], eot=0)
