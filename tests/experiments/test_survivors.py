@@ -43,3 +43,20 @@ def test_the_probe_finds_the_stored_survivors_and_breaks_them(world: dict[str, P
     assert pgd.eot == 1 and pgd.accuracy == pytest.approx(1 - pgd.broken / pgd.survivors)
     with pytest.raises(ValueError, match="eot must be a positive integer, got 0"):
         probe(p, "identity()", survivors, ["pgd(eps=8, steps=5)"], eot=0)
+
+
+def test_the_probe_uses_the_asked_eot_count_on_a_randomized_defense(world: dict[str, Path],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench import load_protocol
+    from bench.core.defense import DefendedClassifier
+    from bench.experiments.survivors import probe
+
+    p = load_protocol("tiny")
+    asked = []
+    original = DefendedClassifier.target
+    monkeypatch.setattr(DefendedClassifier, "target", lambda self, s, k: asked.append(k) or original(self, s, k))
+    (row,) = probe(p, "slq()", np.arange(4), ["pgd(eps=8, steps=2)"], surrogates=["identity"], eot=3)
+    assert asked == [3] and row.eot == 3 and row.survivors == 4
+    assert 0.0 <= row.accuracy <= 1.0 and row.broken == len(row.broken_positions)
+    (row,) = probe(p, "slq()", np.arange(4), ["pgd(eps=8, steps=2)"], surrogates=["identity"])
+    assert asked[-1] == p.eot and row.eot == p.eot  # default: the protocol's K
