@@ -102,16 +102,17 @@ def plan_stages(ensemble: WorstCase, defense: Defense) -> list[PlannedStage]:
     return out
 
 
-def escalates(broke: dict[tuple[int, str | None], int], stage: PlannedStage) -> bool:
-    """Whether an escalation stage runs, given what the stages before it broke in this unit.
+def escalates(broke: dict[tuple[int, str | None], int], round_: int, surrogate: str | None) -> bool:
+    """Whether escalation round ``round_`` (>= 1) runs through ``surrogate`` in a unit.
 
-    Round ``r`` runs through a surrogate while round ``r - 1`` (round 0: the check) broke an
-    image through the same surrogate; where round ``r - 1`` has no stage through it (a
-    gradient-free check), while round ``r - 1`` broke an image at all.
+    ``broke`` maps ``(round, surrogate)`` (round 0: the check) to the images that stage broke in
+    the unit. Round ``r`` runs through a surrogate while round ``r - 1`` broke an image through the
+    same surrogate; where round ``r - 1`` has no stage through it (a gradient-free check), while
+    round ``r - 1`` broke an image at all.
     """
-    before = {sur: n for (r, sur), n in broke.items() if r == stage.round - 1}
-    if stage.surrogate in before:
-        return before[stage.surrogate] > 0
+    before = {sur: n for (r, sur), n in broke.items() if r == round_ - 1}
+    if surrogate in before:
+        return before[surrogate] > 0
     return sum(before.values()) > 0
 
 
@@ -159,7 +160,7 @@ def run_worst_case(runner: Runner, ensemble: WorstCase, defense: Defense, clf: D
             alive = np.nonzero(best > 0)[0]
             if len(alive) == 0:
                 break
-            if st.round and not escalates(broke, st):
+            if st.round and not escalates(broke, st.round, st.surrogate):
                 broke[st.round, st.surrogate] = 0  # converged through this surrogate: its later rounds stop too
                 continue
             label = (f"{st.label} [{s}/{n_base}]" if not st.round
@@ -190,7 +191,7 @@ def run_worst_case(runner: Runner, ensemble: WorstCase, defense: Defense, clf: D
             best_x[idx], best[idx], adversarial[idx] = x_adv[better], rate[better], True
             outcome[alive[(rate == 0)]] = s
             if st.check:
-                broke[st.round, st.surrogate] = broke.get((st.round, st.surrogate), 0) + int(np.sum(rate == 0))
+                broke[st.round, st.surrogate] = int(np.sum(rate == 0))  # one stage per (round, surrogate)
             ran[s - 1] += crafted
             secs[s - 1] += seconds
         xs.append(best_x)

@@ -112,11 +112,11 @@ def probe(protocol: Protocol, spec: str, positions: np.ndarray, attacks: list[st
     from bench.core.defense import DefendedClassifier, build_defense
     from bench.eval.runner import Runner
 
+    if eot is not None and (isinstance(eot, bool) or not isinstance(eot, int) or eot < 1):
+        raise ValueError(f"eot must be a positive integer, got {eot!r}")
     runner = Runner(protocol, data=data)
     defense = build_defense(spec).on_base(protocol.base)
     clf = DefendedClassifier(defense, {m: runner.model(m).logits_fn() for m in defense.members})
-    if eot is not None and (isinstance(eot, bool) or not isinstance(eot, int) or eot < 1):
-        raise ValueError(f"eot must be a positive integer, got {eot!r}")
     draws = protocol.draws if defense.randomized else 1
     k = (eot or protocol.eot) if defense.randomized else 1
     x, y = runner.x[positions], runner.y[positions]

@@ -151,29 +151,23 @@ def test_escalation_runs_only_where_the_check_broke_and_recrafts_nothing_before_
 
 
 def test_escalation_is_per_surrogate() -> None:
-    from attacks import build_attack
-    from bench.eval.adaptive import PlannedStage, escalates
-
-    apgd = build_attack("apgd_ce(eps=3, steps=4)")
-
-    def stage(surrogate: str | None, round_: int) -> PlannedStage:
-        return PlannedStage(apgd, surrogate, True, round_)
+    from bench.eval.adaptive import escalates
 
     broke = {(0, "identity"): 0, (0, "cubic"): 2, (0, "ste"): 0}  # the check broke 2 images, through cubic
-    assert [escalates(broke, stage(s, 1)) for s in ("identity", "cubic", "ste")] == [False, True, False]
+    assert [escalates(broke, 1, s) for s in ("identity", "cubic", "ste")] == [False, True, False]
     broke |= {(1, "identity"): 0, (1, "cubic"): 0, (1, "ste"): 0}  # round 1 (identity, ste skipped) broke nothing
-    assert not any(escalates(broke, stage(s, 2)) for s in ("identity", "cubic", "ste"))
+    assert not any(escalates(broke, 2, s) for s in ("identity", "cubic", "ste"))
     broke[1, "cubic"] = 1
-    assert [escalates(broke, stage(s, 2)) for s in ("identity", "cubic", "ste")] == [False, True, False]
+    assert [escalates(broke, 2, s) for s in ("identity", "cubic", "ste")] == [False, True, False]
     # a gradient-free check has no surrogate: every surrogate escalates while it broke anything
-    assert escalates({(0, None): 1}, stage("own", 1)) and not escalates({(0, None): 0}, stage("own", 1))
+    assert escalates({(0, None): 1}, 1, "own") and not escalates({(0, None): 0}, 1, "own")
 
 
 def test_committed_rows_keep_their_outcomes_under_per_surrogate_escalation() -> None:
     """The 19 deterministic cifar10-standard-v2 rows were scored when a round ran through every surrogate;
     every image a round broke there came through a surrogate the per-surrogate rule also runs."""
     from bench import load_protocol
-    from bench.eval.adaptive import PlannedStage, escalates
+    from bench.eval.adaptive import escalates
     from bench.eval.jobs import load_partials
 
     root = Path(__file__).resolve().parents[2] / "leaderboards" / "partials"
@@ -192,7 +186,6 @@ def test_committed_rows_keep_their_outcomes_under_per_surrogate_escalation() -> 
                     n = int(np.sum(unit == s))
                     if st.round and n:
                         escalated += 1
-                        assert escalates(broke, PlannedStage(None, st.surrogate, True, st.round)), (  # type: ignore[arg-type]
-                            part.header.defense.spec, u, s)
+                        assert escalates(broke, st.round, st.surrogate), (part.header.defense.spec, u, s)
                     broke[st.round, st.surrogate] = n
     assert escalated >= 4  # jpeg(quality=75) 2 units, fd(passes=2), tvd(weight=0.05): this test tests something
