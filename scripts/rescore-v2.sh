@@ -20,12 +20,13 @@ fi
 py=${PYTHON:-.venv/bin/python}
 mapfile -t defenses < <("$py" -c "import bench; print('\n'.join(bench.load_protocol('cifar10-standard-v2').defenses))")
 # highest v1 adaptive numbers first: they are the rows v2 is most likely to change; then the cheap
-# deterministic rows, and the randomized ones (an hour or more each) last, tvm() last of all (its escalation
-# through its unrolled own gradient is the longest single batch: a stopped session loses the batch in progress)
+# deterministic rows, and the randomized ones (hours each) last: quilting() first of those (v1's top row, one
+# surrogate), then tvm() (its stages through its unrolled own gradient are the longest single batches: a stopped
+# session loses the batch in progress), shield() last (four members: the dearest by far)
 order=("jpeg(quality=10)" "median(size=5)" "fd(s1=90, s2=60)" "jpeg(quality=20)" "tvd(weight=0.1)" "jpeg(quality=30)"
        "tvd(weight=0.05)" "median(size=3)" "fd()" "fd(passes=2)" "jpeg(quality=75)" "jpeg(quality=50)"
        "identity()" "jpeg(quality=90)" "fd(preset='code')" "fd(preset='code', passes=2)" "bitdepth(bits=3)"
-       "bitdepth(bits=4)" "bitdepth(bits=5)" "slq()" "shield()" "quilting()" "tvm()")
+       "bitdepth(bits=4)" "bitdepth(bits=5)" "slq()" "quilting()" "tvm()" "shield()")
 for d in "${defenses[@]}"; do [[ " ${order[*]} " == *" $d "* ]] || order+=("$d"); done
 for d in "${order[@]}"; do
   # a partial counts as done only if it was scored under this protocol (its identity: bench.eval.protocol)
