@@ -17,9 +17,11 @@ is a sanity flag (``bench.eval.sanity``): the ensemble had not converged.
 random starts, for as long as the round before it (the check, then the previous round) broke at
 least one image, and at most ``rounds`` rounds, with the check's EOT samples. The benchmark
 escalates per surrogate (``bench.eval.adaptive.escalates``): a round runs through a surrogate
-while that surrogate's check or previous round broke an image. A unit of images whose check
-broke nothing never escalates, so a converged ensemble costs nothing more. That the last allowed round still broke images is a sanity flag
-(``escalation``): the worst case may still be too high.
+while that surrogate's check or previous round broke an image (for a randomized defense, an
+image that R fresh draws confirm broken: ``bench.eval.adaptive.confirmed_breaks``). A unit of
+images whose check broke nothing never escalates, so a converged ensemble costs nothing more.
+That the last allowed round still broke images is a sanity flag (``escalation``): the worst
+case may still be too high.
 
 ``run`` here is the plain sequential version on one target (one surrogate, survivors judged by
 ``target.predict`` under one fresh draw); the benchmark's adaptive level runs the ensemble

@@ -11,7 +11,8 @@ A ``worst_case(attacks=..., check=...)`` attack (``attacks.worst_case``; Croce &
    ``ste``, the median's ``own``), gradient-free ones once, then the ``check`` through every
    surrogate with 2K EOT samples, then the ``escalate`` attack with 2K EOT samples, per surrogate:
    round 1 through a surrogate whose check broke an image in this unit, round r + 1 through one
-   whose round r broke an image (at most ``rounds``; see "Escalation" below). Each runs only on
+   whose round r broke an image (at most ``rounds``; breaks confirmed under fresh draws; see
+   "Escalation" below). Each runs only on
    the images still *alive*: right in at least one selection draw under the best example found
    so far. Every new example is scored under
    selection draws, and per image the example the defense gets right least often is kept
@@ -46,6 +47,19 @@ through every surrogate cost about 1.5 h per 250-image unit on 2 CPU cores (``sl
 4/255: the check broke 1 of 38 survivors, through ``ste``; the identity round then broke none
 of them in 32 min). A surrogate that breaks nothing has converged; one that still breaks images
 is escalated until it stops, as before.
+
+**Confirmed breaks (randomized defenses).** A check "breaks" an image when its new example is
+wrong in all R selection draws. For an image the defense gets right in one draw of four, that
+happens by luck in about one try of four (0.75^5 = 0.24 at R = 5), however strong the attack:
+on ``quilting()`` at 8/255 the first unit's check broke 8 survivors, of which 1 was wrong again
+in R fresh draws; on ``slq()`` at 4/255 the check broke 1 (``ste``) and 3 (``cubic``) in its two
+units, and fresh draws confirmed 0 and 1. So the escalation counts only *confirmed* breaks: the
+examples a check or round broke are scored once more under R draws of their own
+(``confirmed_breaks``; a deterministic defense is confirmed as it is). The breaks themselves,
+the kept examples and the outcomes are unchanged; only whether a round runs is. Replayed from
+the cache, ``slq()``'s committed 4/255 entry loses the ``ste`` round of its first unit (37
+images, 24 min, broke nothing) and keeps every image's outcome and every scoring draw's
+prediction; the deterministic rows are unaffected.
 """
 
 from __future__ import annotations
@@ -114,6 +128,27 @@ def escalates(broke: dict[tuple[int, str | None], int], round_: int, surrogate: 
     if surrogate in before:
         return before[surrogate] > 0
     return sum(before.values()) > 0
+
+
+def confirmed_breaks(runner: Runner, clf: DefendedClassifier, x: np.ndarray, y: np.ndarray, draws: int,
+                     stream: str, batch: int) -> int:
+    """How many of the images a check (or round) broke are wrong again under R fresh draws.
+
+    An image a check broke is wrong in every selection draw. For a randomized defense that can be
+    the luck of the draws rather than a stronger attack; the escalation only counts the breaks
+    that *confirmation* draws (a stream of their own, keyed by ``stream`` and the unit's batch
+    number) confirm. A deterministic defense (R = 1) is confirmed without scoring again.
+
+    Args:
+        runner: the runner (scoring).
+        clf: the defended classifier.
+        x: float32 ``[N, H, W, C]``, the examples that broke their images; y: int ``[N]`` labels.
+        draws: R.
+        stream, batch: the confirmation draws' stream and the unit's batch number.
+    """
+    if draws == 1 or len(y) == 0:
+        return len(y)
+    return int(np.sum(runner.correct(clf.predict_draws, x, y, draws, stream, batch).mean(axis=0) == 0))
 
 
 @dataclasses.dataclass
@@ -190,8 +225,10 @@ def run_worst_case(runner: Runner, ensemble: WorstCase, defense: Defense, clf: D
             idx = alive[better]
             best_x[idx], best[idx], adversarial[idx] = x_adv[better], rate[better], True
             outcome[alive[(rate == 0)]] = s
-            if st.check:
-                broke[st.round, st.surrogate] = int(np.sum(rate == 0))  # one stage per (round, surrogate)
+            if st.check:  # one stage per (round, surrogate)
+                fell = rate == 0
+                broke[st.round, st.surrogate] = confirmed_breaks(runner, clf, x_adv[fell], y[alive][fell], draws,
+                                                                 f"confirm|{ensemble_key}|{s}", b)
             ran[s - 1] += crafted
             secs[s - 1] += seconds
         xs.append(best_x)
