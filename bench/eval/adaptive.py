@@ -219,15 +219,15 @@ def run_worst_case(runner: Runner, ensemble: WorstCase, defense: Defense, clf: D
                 x_adv, _, seconds = runner.craft(f"adaptive {label}", st.attack, batches,
                                                  lambda _b, t=target: t, parts, pad_to=pad_sizes(chunk))
                 crafted = len(alive)
-            stream = f"select|{ensemble_key}|{s}"
-            rate = runner.correct(clf.predict_draws, x_adv, y[alive], draws, stream, b).mean(axis=0)
+            y_alive, stream = y[alive], f"select|{ensemble_key}|{s}"
+            rate = runner.correct(clf.predict_draws, x_adv, y_alive, draws, stream, b).mean(axis=0)
             better = (rate < best[alive]) | ((rate == best[alive]) & ~adversarial[alive])
             idx = alive[better]
             best_x[idx], best[idx], adversarial[idx] = x_adv[better], rate[better], True
-            outcome[alive[(rate == 0)]] = s
+            fell = rate == 0
+            outcome[alive[fell]] = s
             if st.check:  # one stage per (round, surrogate)
-                fell = rate == 0
-                broke[st.round, st.surrogate] = confirmed_breaks(runner, clf, x_adv[fell], y[alive][fell], draws,
+                broke[st.round, st.surrogate] = confirmed_breaks(runner, clf, x_adv[fell], y_alive[fell], draws,
                                                                  f"confirm|{ensemble_key}|{s}", b)
             ran[s - 1] += crafted
             secs[s - 1] += seconds

@@ -12,6 +12,9 @@ import pytest
 # has the stage's EOT count too): the suite stays fast; cifar10-standard-v2's check doubles the steps
 ENSEMBLE = ("worst_case(attacks=('pgd(eps=3, steps=3)', 'apgd_ce(eps=3, steps=4)', 'square(eps=3, queries=30)'), "
             "check='apgd_ce(eps=3, steps=4)')")
+# one weak stage and the check, and the same with an escalation: the tiny world's check breaks images here
+WEAK = "worst_case(attacks=('pgd(eps=3, steps=1)',), check='apgd_ce(eps=3, steps=4)')"
+ESCALATING = WEAK[:-1] + ", escalate='apgd_ce(eps=3, steps=4, restarts=2)', rounds=2)"
 
 
 def _runner(plans):
@@ -124,11 +127,10 @@ def test_escalation_runs_only_where_the_check_broke_and_recrafts_nothing_before_
     from bench import build_defense
     from bench.eval.protocol import AttackPlan
 
-    weak = ("worst_case(attacks=('pgd(eps=3, steps=1)',), check='apgd_ce(eps=3, steps=4)'")
-    escalating = build_attack(weak + ", escalate='apgd_ce(eps=3, steps=4, restarts=2)', rounds=2)")
-    assert repr(escalating.base()) == repr(build_attack(weak + ")"))  # the cache key of the stages before it
+    escalating = build_attack(ESCALATING)
+    assert repr(escalating.base()) == repr(build_attack(WEAK))  # the cache key of the stages before it
     defense = build_defense("median(size=3)")
-    (plain,) = _runner((AttackPlan(weak + ")", ("adaptive",)),)).records(defense).attacks
+    (plain,) = _runner((AttackPlan(WEAK, ("adaptive",)),)).records(defense).attacks
     calls = []
     original = APGD.run
     monkeypatch.setattr(APGD, "run", lambda self, *a: calls.append(repr(self)) or original(self, *a))
@@ -156,8 +158,6 @@ def test_escalation_counts_only_the_breaks_fresh_draws_confirm(world: dict[str, 
     from bench import build_defense
     from bench.eval.protocol import AttackPlan
 
-    spec = ("worst_case(attacks=('pgd(eps=3, steps=1)',), check='apgd_ce(eps=3, steps=4)', "
-            "escalate='apgd_ce(eps=3, steps=4, restarts=2)', rounds=2)")
     asked = []
 
     def nothing_confirmed(runner, clf, x, y, draws, stream, batch):
@@ -165,7 +165,7 @@ def test_escalation_counts_only_the_breaks_fresh_draws_confirm(world: dict[str, 
         return 0
 
     monkeypatch.setattr(adaptive, "confirmed_breaks", nothing_confirmed)
-    (esc,) = _runner((AttackPlan(spec, ("adaptive",)),)).records(build_defense("median(size=3)")).attacks
+    (esc,) = _runner((AttackPlan(ESCALATING, ("adaptive",)),)).records(build_defense("median(size=3)")).attacks
     checks = [s for s, st in enumerate(esc.stages, start=1) if st.check and not st.round]
     broke = sum(int(np.sum(esc.outcome == s)) for s in checks)
     assert broke > 0, "the tiny world's check should break something here, or this test tests nothing"
